@@ -1,0 +1,21 @@
+"""asr: CTC speech recognition you train on your own data.
+
+The package is split one concept per module:
+
+    audio.py      read any libsndfile format, mix to mono, resample
+    features.py   log-mel / MFCC features + normalization, batched on the device
+    text.py       transcript normalization and the character vocabulary
+    data.py       JSON Lines manifests, datasets, length-bucketed batches
+    model.py      conv front end + bidirectional GRU/LSTM + CTC projection
+    decoding.py   CTC decoders behind one interface (greedy)
+    metrics.py    WER / CER with jiwer
+    checkpoint.py self-describing checkpoints
+    train.py      the training loop
+    evaluate.py   scoring a manifest;  transcribe.py: files -> text
+    cli.py        the `asr` command (the only place that parses argv)
+
+Heavy modules (torch, torchaudio) are imported by the modules that need them,
+never here, so `asr --help` stays fast.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""Audio input: every format libsndfile reads, mixed to mono, resampled to the model's rate.
+
+Every failure is an ``AsrError`` whose message starts with the file's path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from asr.errors import AsrError
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Read ``path`` as float32 mono samples at ``sample_rate`` Hz, shape (S,)."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise AsrError(f"{path}: audio file not found")
+    if os.path.isdir(path):
+        raise AsrError(f"{path}: is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AsrError(f"{path}: empty file (0 bytes)")
+    try:
+        samples, rate = sf.read(path, dtype="float32", always_2d=True)  # (S, channels)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        reason = str(e).split(":")[-1].strip() or type(e).__name__
+        raise AsrError(f"{path}: not a readable audio file ({reason})") from None
+    if samples.shape[0] == 0:
+        raise AsrError(f"{path}: audio has no samples (zero length)")
+    if not np.isfinite(samples).all():
+        raise AsrError(f"{path}: audio contains NaN or infinite samples")
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if rate != sample_rate:
+        mono = resample(mono, rate, sample_rate)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling with torchaudio (imported here: only needed off-rate)."""
+    import torch
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(samples), orig_rate, new_rate).numpy()
+
+
+def audio_duration(path: str | os.PathLike) -> float:
+    """Duration in seconds from the file header (no decoding)."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AsrError(f"{path}: cannot read audio header ({str(e).split(':')[-1].strip()})") from None
+    return info.frames / info.samplerate
+
+
+def write_audio(path: str | os.PathLike, samples: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit PCM WAV/FLAC (format from the suffix), creating parent folders."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), samples, sample_rate, subtype="PCM_16")

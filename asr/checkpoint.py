@@ -1,0 +1,110 @@
+"""Self-describing checkpoints: feature config, model config, vocabulary and weights.
+
+Loading needs nothing but the file, so ``asr transcribe --model CKPT`` takes no
+other flag. Files are written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from asr.config import FeatureConfig, ModelConfig, from_dict, to_dict
+from asr.errors import AsrError
+from asr.features import FeatureExtractor
+from asr.model import CTCModel
+from asr.text import Vocabulary
+
+FORMAT = "asr-ctc-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Recognizer:
+    """Everything needed to turn waveforms into CTC log-probabilities."""
+
+    features: FeatureExtractor
+    model: CTCModel
+    vocab: Vocabulary
+    info: dict = field(default_factory=dict)  # training metadata: epoch, step, dev WER, ...
+
+    def to(self, device) -> "Recognizer":
+        self.features.to(device)
+        self.model.to(device)
+        return self
+
+    def eval(self) -> "Recognizer":
+        self.features.eval()
+        self.model.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def log_probs(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) waveforms + (B,) sample lengths -> (B, T', V) log-probs + (B,) frame lengths."""
+        feats, frames = self.features(waveforms, lengths)
+        return self.model(feats, frames)
+
+
+def save_checkpoint(path: str | os.PathLike, recognizer: Recognizer) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "feature_config": to_dict(recognizer.features.config),
+        "model_config": to_dict(recognizer.model.config),
+        "vocab": recognizer.vocab.symbols,
+        "feature_state": {k: v.cpu() for k, v in recognizer.features.state_dict().items()},
+        "model_state": {k: v.cpu() for k, v in recognizer.model.state_dict().items()},
+        "info": recognizer.info,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Recognizer:
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise AsrError(f"{path}: damaged or not an asr checkpoint ({reason})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise AsrError(f"{path}: not an asr checkpoint")
+    if state.get("version") != VERSION:
+        raise AsrError(f"{path}: checkpoint format version {state.get('version')} is not supported "
+                       f"(this asr reads version {VERSION})")
+    try:
+        features = FeatureExtractor(from_dict(FeatureConfig, state["feature_config"]))
+        vocab = Vocabulary(state["vocab"])
+        model = CTCModel(from_dict(ModelConfig, state["model_config"]), features.dim, len(vocab))
+        features.load_state_dict(state["feature_state"])
+        model.load_state_dict(state["model_state"])
+    except (KeyError, ValueError, RuntimeError, TypeError, AsrError) as e:
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise AsrError(f"{path}: damaged checkpoint ({reason})") from None
+    return Recognizer(features, model, vocab, state.get("info", {})).to(device).eval()
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto" -> CUDA when present, else CPU; anything else is taken as a torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AsrError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AsrError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return device

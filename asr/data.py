@@ -1,0 +1,192 @@
+"""Manifests, datasets and length-bucketed batches.
+
+A manifest is JSON Lines, one utterance per line (the NeMo convention)::
+
+    {"audio_filepath": "wavs/0001.wav", "duration": 2.35, "text": "hello world"}
+
+Relative paths resolve against the manifest's folder. ``duration`` (seconds) is
+read from the audio header when absent. Transcripts are normalized on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from asr.audio import audio_duration, load_audio
+from asr.errors import AsrError
+from asr.text import Vocabulary, normalize_text
+
+
+@dataclass(frozen=True)
+class Utterance:
+    audio_filepath: str  # absolute, or relative to the working directory
+    duration: float  # seconds
+    text: str  # normalized transcript
+    where: str  # "manifest.jsonl:LINE", for error messages
+
+
+def read_manifest(path: str | os.PathLike) -> list[Utterance]:
+    """Parse a JSON Lines manifest; every problem names the manifest line."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: manifest not found")
+    utterances = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise AsrError(f"{where}: invalid JSON ({e.msg})") from None
+            if not isinstance(entry, dict):
+                raise AsrError(f"{where}: expected a JSON object")
+            for key in ("audio_filepath", "text"):
+                if key not in entry:
+                    raise AsrError(f"{where}: missing {key!r}")
+            if not isinstance(entry["text"], str):
+                raise AsrError(f"{where}: 'text' must be a string")
+            audio = Path(entry["audio_filepath"])
+            if not audio.is_absolute():
+                audio = path.parent / audio
+            if not audio.is_file():
+                raise AsrError(f"{where}: audio file not found: {audio}")
+            duration = entry.get("duration")
+            if not isinstance(duration, (int, float)) or isinstance(duration, bool) or duration <= 0:
+                if duration is not None:
+                    raise AsrError(f"{where}: 'duration' must be a positive number of seconds")
+                duration = audio_duration(audio)
+            utterances.append(Utterance(str(audio), float(duration), normalize_text(entry["text"]), where))
+    if not utterances:
+        raise AsrError(f"{path}: manifest has no utterances")
+    return utterances
+
+
+def write_manifest(path: str | os.PathLike, entries: list[dict]) -> None:
+    """Write entries as JSON Lines, atomically (a half-written manifest never exists)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for entry in entries:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Batch:
+    """Padded tensors always travel with their lengths."""
+
+    waveforms: torch.Tensor  # (B, S) float32, zero-padded
+    wave_lengths: torch.Tensor  # (B,) samples
+    targets: torch.Tensor  # (B, U) int64, zero-padded (empty when not encoded)
+    target_lengths: torch.Tensor  # (B,)
+    indices: list[int]  # positions in the dataset, to find the utterance again
+
+    def to(self, device) -> "Batch":
+        nb = device.type == "cuda"
+        return Batch(self.waveforms.to(device, non_blocking=nb), self.wave_lengths.to(device, non_blocking=nb),
+                     self.targets.to(device, non_blocking=nb), self.target_lengths.to(device, non_blocking=nb),
+                     self.indices)
+
+    def pin_memory(self) -> "Batch":
+        return Batch(self.waveforms.pin_memory(), self.wave_lengths.pin_memory(), self.targets.pin_memory(),
+                     self.target_lengths.pin_memory(), self.indices)
+
+
+class SpeechDataset(Dataset):
+    """Utterances -> (index, waveform (S,), target indices). Targets are encoded when a
+    vocabulary is given, and every transcript is checked against it up front."""
+
+    def __init__(self, utterances: list[Utterance], sample_rate: int, vocab: Vocabulary | None = None,
+                 min_samples: int = 1):
+        self.utterances = utterances
+        self.sample_rate = sample_rate
+        self.min_samples = min_samples
+        self.targets = [vocab.encode(u.text, u.where) for u in utterances] if vocab else None
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int):
+        audio = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
+        target = self.targets[index] if self.targets is not None else []
+        return index, torch.from_numpy(audio), target
+
+    def collate(self, items) -> Batch:
+        lengths = [max(len(w), self.min_samples) for _, w, _ in items]
+        waveforms = torch.zeros(len(items), max(lengths))
+        targets = torch.zeros(len(items), max((len(t) for _, _, t in items), default=0), dtype=torch.long)
+        for row, (_, wave, target) in enumerate(items):
+            waveforms[row, : len(wave)] = wave
+            targets[row, : len(target)] = torch.tensor(target, dtype=torch.long)
+        return Batch(waveforms, torch.tensor(lengths), targets,
+                     torch.tensor([len(t) for _, _, t in items]), [i for i, _, _ in items])
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar duration, bounded by total padded audio (seconds) and batch size.
+
+    Utterances are sorted by a jittered duration each epoch, so batches change
+    between epochs while padding stays small; batch order is shuffled too.
+    """
+
+    def __init__(self, durations: list[float], batch_seconds: float, max_batch_size: int,
+                 shuffle: bool = True, seed: int = 0):
+        self.durations = durations
+        self.batch_seconds = batch_seconds
+        self.max_batch_size = max_batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        jitter = (lambda: 1 + rng.uniform(-0.1, 0.1)) if self.shuffle else (lambda: 1.0)
+        order = sorted(range(len(self.durations)), key=lambda i: self.durations[i] * jitter())
+        batches, current, longest = [], [], 0.0
+        for i in order:
+            longest_if_added = max(longest, self.durations[i])
+            if current and (longest_if_added * (len(current) + 1) > self.batch_seconds
+                            or len(current) >= self.max_batch_size):
+                batches.append(current)
+                current, longest_if_added = [], self.durations[i]
+            current.append(i)
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        return len(self.batches())
+
+
+def make_loader(dataset: SpeechDataset, batch_seconds: float, max_batch_size: int, shuffle: bool,
+                seed: int = 0, num_workers: int = 0, pin_memory: bool = False):
+    durations = [u.duration for u in dataset.utterances]
+    sampler = BucketBatchSampler(durations, batch_seconds, max_batch_size, shuffle, seed)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=num_workers,
+        pin_memory=pin_memory, persistent_workers=num_workers > 0,
+        prefetch_factor=4 if num_workers > 0 else None)
+
+
+def total_hours(utterances: list[Utterance]) -> float:
+    return math.fsum(u.duration for u in utterances) / 3600

@@ -1,0 +1,53 @@
+"""Decode a manifest and score it: summary (WER, CER, error counts) and a per-utterance report."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from asr.checkpoint import Recognizer
+from asr.data import SpeechDataset, make_loader, read_manifest
+from asr.decoding import Decoder
+from asr.metrics import Summary, score
+
+
+@torch.no_grad()
+def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = False) -> list[str]:
+    """Hypotheses in dataset order for every batch of ``loader``."""
+    device = recognizer.device
+    hypotheses: dict[int, str] = {}
+    for batch in loader:
+        batch = batch.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths)
+        for index, text in zip(batch.indices, decoder.decode(log_probs, lengths)):
+            hypotheses[index] = text
+    return [hypotheses[i] for i in range(len(hypotheses))]
+
+
+def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decoder: Decoder,
+                      batch_seconds: float = 200.0, num_workers: int = 1) -> tuple[Summary, list[dict]]:
+    """Score ``manifest``; returns the summary and one report row per utterance (manifest order)."""
+    utterances = read_manifest(manifest)
+    dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
+                            min_samples=recognizer.features.min_samples)
+    loader = make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
+    hypotheses = decode_loader(recognizer, loader, decoder, amp=True)
+    references = [u.text for u in utterances]
+    summary, counts = score(references, hypotheses)
+    rows = [{"audio_filepath": u.audio_filepath, "reference": u.text, "hypothesis": h,
+             "errors": c.errors, "substitutions": c.substitutions, "deletions": c.deletions,
+             "insertions": c.insertions, "words": c.words}
+            for u, h, c in zip(utterances, hypotheses, counts)]
+    return summary, rows
+
+
+def write_report(path: str | os.PathLike, rows: list[dict]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,98 @@
+"""Acoustic features: log-mel filterbank or MFCC, computed batched on the model's device.
+
+Frames are taken without centring (``center=False``): a frame only ever sees real
+samples, so zero-padding a waveform in a batch cannot change any of its valid
+frames. Normalization statistics only count valid frames for the same reason.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio.transforms as T
+from torch import nn
+
+from asr.errors import AsrError
+from asr.config import FeatureConfig
+
+LOG_FLOOR = 1e-6  # added to mel power before the log, avoids log(0) on digital silence
+
+
+class FeatureExtractor(nn.Module):
+    """Padded waveforms (B, S) + lengths (B,) -> features (B, T, F) + frame lengths (B,)."""
+
+    def __init__(self, config: FeatureConfig):
+        super().__init__()
+        self.config = config
+        if config.kind not in ("logmel", "mfcc"):
+            raise AsrError(f"features.kind must be 'logmel' or 'mfcc', not {config.kind!r}")
+        if config.normalize not in ("utterance", "global", "none"):
+            raise AsrError(f"features.normalize must be utterance, global or none, not {config.normalize!r}")
+        self.win_length = round(config.sample_rate * config.win_ms / 1000)
+        self.hop_length = round(config.sample_rate * config.hop_ms / 1000)
+        # Without centring, frames span n_fft samples (the window is zero-padded to it).
+        self.n_fft = config.n_fft or 1 << (self.win_length - 1).bit_length()
+        mel_kwargs = dict(n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
+                          n_mels=config.n_mels, center=False, power=2.0)
+        if config.kind == "logmel":
+            self.transform = T.MelSpectrogram(config.sample_rate, **mel_kwargs)
+            self.dim = config.n_mels
+        else:
+            self.transform = T.MFCC(config.sample_rate, n_mfcc=config.n_mfcc, log_mels=True,
+                                    melkwargs=mel_kwargs)
+            self.dim = config.n_mfcc
+        # Training-set statistics for normalize == "global"; saved with the model.
+        self.register_buffer("mean", torch.zeros(self.dim))
+        self.register_buffer("std", torch.ones(self.dim))
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest waveform that yields one frame."""
+        return self.n_fft
+
+    def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
+        return torch.div(sample_lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
+
+    def raw(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Un-normalized features (B, T, F), with frames past each length zeroed."""
+        with torch.autocast(waveforms.device.type, enabled=False):
+            x = self.transform(waveforms.float())  # (B, F, T)
+            if self.config.kind == "logmel":
+                x = torch.log(x + LOG_FLOOR)
+        x = x.transpose(1, 2)  # (B, F, T) -> (B, T, F)
+        frames = self.frame_lengths(lengths).clamp(min=1)
+        mask = lengths_to_mask(frames, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
+        return x.masked_fill(~mask, 0.0), frames
+
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, frames = self.raw(waveforms, lengths)
+        mask = lengths_to_mask(frames, x.shape[1]).unsqueeze(-1)
+        if self.config.normalize == "utterance":
+            count = frames.view(-1, 1, 1).to(x.dtype)
+            mean = x.sum(1, keepdim=True) / count
+            var = ((x - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / count
+            x = (x - mean) / (var.sqrt() + 1e-5)
+        elif self.config.normalize == "global":
+            x = (x - self.mean) / self.std
+        return x.masked_fill(~mask, 0.0), frames
+
+    @torch.no_grad()
+    def fit_global_stats(self, batches) -> None:
+        """Set ``mean``/``std`` from an iterable of (waveforms, lengths) batches."""
+        total = torch.zeros(self.dim, dtype=torch.float64)
+        total_sq = torch.zeros(self.dim, dtype=torch.float64)
+        count = 0
+        for waveforms, lengths in batches:
+            x, frames = self.raw(waveforms.to(self.mean.device), lengths.to(self.mean.device))
+            x = x.double().cpu()
+            total += x.sum((0, 1))
+            total_sq += (x ** 2).sum((0, 1))
+            count += int(frames.sum())
+        mean = total / max(count, 1)
+        std = (total_sq / max(count, 1) - mean ** 2).clamp(min=1e-10).sqrt()
+        self.mean.copy_(mean.float())
+        self.std.copy_(std.float())
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """(B,) lengths -> (B, max_len) bool, True on valid positions."""
+    return torch.arange(max_len, device=lengths.device) < lengths.unsqueeze(1)

@@ -1,0 +1,173 @@
+"""Training: CTC loss, AdamW with warm-up + cosine decay, gradient clipping, SpecAugment,
+greedy WER/CER on the dev set every epoch, best-checkpoint saving.
+
+Writes to ``exp_dir``: ``config.yaml`` (the resolved config), ``train.log``,
+``last.pt`` (end of the latest epoch) and ``best.pt`` (lowest dev WER, then CER).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from asr.augment import spec_augment
+from asr.checkpoint import Recognizer, pick_device, save_checkpoint
+from asr.config import TrainConfig, to_dict
+from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
+from asr.decoding import GreedyDecoder
+from asr.errors import AsrError
+from asr.evaluate import decode_loader
+from asr.features import FeatureExtractor
+from asr.metrics import score
+from asr.model import CTCModel
+from asr.text import Vocabulary
+
+log = logging.getLogger("asr.train")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_schedule(step: int, warmup: int, total: int, final_ratio: float) -> float:
+    """Multiplier of the base learning rate: linear warm-up, then cosine decay to ``final_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _setup_logging(exp_dir: Path) -> logging.Handler:
+    handler = logging.FileHandler(exp_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def train(config: TrainConfig, show_progress: bool = True) -> Path:
+    """Train a model as ``config`` says; returns the path of the best checkpoint."""
+    if not config.data.train_manifest or not config.data.dev_manifest:
+        raise AsrError("data.train_manifest and data.dev_manifest must both be set")
+    exp_dir = Path(config.exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    handler = _setup_logging(exp_dir)
+    try:
+        return _train(config, exp_dir, show_progress)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _train(config: TrainConfig, exp_dir: Path, show_progress: bool) -> Path:
+    seed_everything(config.seed)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    use_amp = config.amp and device.type == "cuda"
+
+    train_utts = read_manifest(config.data.train_manifest)
+    dev_utts = read_manifest(config.data.dev_manifest)
+    kept = [u for u in train_utts if u.duration <= config.data.max_duration]
+    if len(kept) < len(train_utts):
+        log.info("skipped %d training utterances longer than %.1f s", len(train_utts) - len(kept),
+                 config.data.max_duration)
+    if not kept:
+        raise AsrError(f"{config.data.train_manifest}: no utterance is at most {config.data.max_duration} s long")
+    vocab = Vocabulary.from_texts(u.text for u in kept)
+
+    features = FeatureExtractor(config.features).to(device)
+    model = CTCModel(config.model, features.dim, len(vocab)).to(device)
+    recognizer = Recognizer(features, model, vocab)
+    rate, min_samples = config.features.sample_rate, features.min_samples
+    train_set = SpeechDataset(kept, rate, vocab, min_samples)
+    dev_set = SpeechDataset(dev_utts, rate, vocab, min_samples)  # encoded only to check its characters
+    pin = device.type == "cuda"
+    train_loader = make_loader(train_set, config.data.batch_seconds, config.data.max_batch_size, shuffle=True,
+                               seed=config.seed, num_workers=config.data.num_workers, pin_memory=pin)
+    dev_loader = make_loader(dev_set, 2 * config.data.batch_seconds, 256, shuffle=False,
+                             num_workers=config.data.num_workers, pin_memory=pin)
+    log.info("train: %d utterances (%.2f h), dev: %d (%.2f h), vocabulary: %d symbols, device: %s",
+             len(kept), total_hours(kept), len(dev_utts), total_hours(dev_utts), len(vocab), device)
+    log.info("model: %s, %.2fM parameters", config.model, model.num_parameters() / 1e6)
+
+    if config.features.normalize == "global":
+        stats_loader = make_loader(train_set, config.data.batch_seconds, 256, shuffle=False,
+                                   num_workers=config.data.num_workers)
+        features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    total_steps = config.epochs * len(train_loader.batch_sampler)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_schedule(s, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio))
+    ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
+    augment_rng = torch.Generator().manual_seed(config.seed)
+
+    best = (math.inf, math.inf)
+    best_path = exp_dir / "best.pt"
+    step, start = 0, time.monotonic()
+    out_of_time = False
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        train_loader.batch_sampler.set_epoch(epoch)
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", disable=not show_progress,
+                   dynamic_ncols=True, mininterval=1.0, leave=False)
+        epoch_loss, epoch_audio, epoch_start = 0.0, 0.0, time.monotonic()
+        for batch in bar:
+            batch = batch.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                feats, frames = features(batch.waveforms, batch.wave_lengths)
+                feats = spec_augment(feats, frames, config.specaugment, augment_rng)
+                log_probs, out_lengths = model(feats, frames)
+            loss = ctc(log_probs.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths)  # (T, B, V)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            audio_s = float(batch.wave_lengths.sum()) / rate
+            epoch_loss += loss.item() * audio_s
+            epoch_audio += audio_s
+            speed = epoch_audio / max(time.monotonic() - epoch_start, 1e-9)
+            bar.set_postfix(loss=f"{loss.item():.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
+            if step % config.log_every == 0:
+                log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", epoch, step,
+                         loss.item(), scheduler.get_last_lr()[0], float(grad_norm), speed)
+            if config.max_minutes and time.monotonic() - start > 60 * config.max_minutes:
+                out_of_time = True
+                break
+        bar.close()
+
+        model.eval()
+        hypotheses = decode_loader(recognizer, dev_loader, GreedyDecoder(vocab), amp=use_amp)
+        summary, _ = score([u.text for u in dev_utts], hypotheses)
+        recognizer.info = {"epoch": epoch, "step": step, "dev_wer": summary.wer, "dev_cer": summary.cer,
+                           "train_manifest": str(config.data.train_manifest)}
+        save_checkpoint(exp_dir / "last.pt", recognizer)
+        improved = (summary.wer, summary.cer) < best
+        if improved:
+            best = (summary.wer, summary.cer)
+            save_checkpoint(best_path, recognizer)
+        message = (f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, "
+                   f"{epoch_audio / max(time.monotonic() - epoch_start, 1e-9):.0f} audio-s/s | "
+                   f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
+                   f"{(time.monotonic() - start) / 60:.1f} min")
+        log.info(message)
+        if show_progress:
+            tqdm.write(message)
+        if out_of_time:
+            log.info("stopped: max_minutes=%.1f reached", config.max_minutes)
+            break
+    return best_path

@@ -1,0 +1,177 @@
+"""Prepare the Free Spoken Digit Dataset: official split, connected-digit utterances, manifests.
+
+Isolated digits: takes 0-4 of every digit and speaker are the test set (official),
+takes 5-6 the dev set (carved from train), takes 7-49 train. Connected digits:
+2 to 7 recordings of one speaker from the same split, joined with short random
+silences (fixed seed), so the model learns word boundaries.
+
+With ``--heldout-speakers``, those speakers contribute nothing to train or dev;
+their test takes form separate test sets (isolated and connected).
+
+Writes into OUT_DIR: train.jsonl, dev.jsonl, test-isolated.jsonl,
+test-connected.jsonl (+ test-heldout-isolated.jsonl, test-heldout-connected.jsonl)
+and the connected utterances' audio under wav/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import shutil
+import sys
+import urllib.request
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from asr.audio import audio_duration, load_audio, write_audio
+from asr.data import write_manifest
+from asr.errors import AsrError
+
+ARCHIVE_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
+SAMPLE_RATE = 8000  # Hz, FSDD's native rate
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
+TEST_TAKES, DEV_TAKES = range(0, 5), range(5, 7)
+
+
+def download(download_dir: Path) -> Path:
+    """Fetch and unpack the public archive; returns its recordings/ folder."""
+    recordings = download_dir / "free-spoken-digit-dataset-master" / "recordings"
+    if recordings.is_dir() and any(recordings.glob("*.wav")):
+        return recordings
+    download_dir.mkdir(parents=True, exist_ok=True)
+    archive = download_dir / "fsdd-master.zip"
+    if not archive.is_file():
+        print(f"downloading {ARCHIVE_URL}", file=sys.stderr)
+        partial = archive.with_suffix(".zip.part")
+        try:
+            with urllib.request.urlopen(ARCHIVE_URL, timeout=60) as response, open(partial, "wb") as f:
+                shutil.copyfileobj(response, f)
+        except OSError as e:
+            raise AsrError(f"cannot download FSDD ({e}); without network, pass --data-dir with a local "
+                           "copy of its recordings/ folder") from None
+        partial.replace(archive)
+    with zipfile.ZipFile(archive) as z:
+        for member in z.namelist():
+            target = (download_dir / member).resolve()
+            if not target.is_relative_to(download_dir.resolve()):
+                raise AsrError(f"{archive}: refusing archive member outside the target folder: {member}")
+        z.extractall(download_dir)
+    return recordings
+
+
+def scan(data_dir: Path) -> list[dict]:
+    """All recordings as {path, digit, speaker, take}."""
+    if not data_dir.is_dir():
+        raise AsrError(f"{data_dir}: FSDD recordings folder not found")
+    items = []
+    for path in sorted(data_dir.glob("*.wav")):
+        m = NAME.match(path.name)
+        if m:
+            items.append({"path": path.resolve(), "digit": int(m[1]), "speaker": m[2], "take": int(m[3])})
+    if not items:
+        raise AsrError(f"{data_dir}: no FSDD recordings ({{digit}}_{{speaker}}_{{take}}.wav) found")
+    return items
+
+
+def split_of(item: dict, heldout: set[str]) -> str:
+    if item["speaker"] in heldout:
+        return "test-heldout" if item["take"] in TEST_TAKES else "unused"
+    if item["take"] in TEST_TAKES:
+        return "test"
+    return "dev" if item["take"] in DEV_TAKES else "train"
+
+
+def isolated_entries(items: list[dict]) -> list[dict]:
+    return [{"audio_filepath": str(i["path"]), "duration": round(audio_duration(i["path"]), 4),
+             "text": WORDS[i["digit"]]} for i in items]
+
+
+def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, name: str) -> list[dict]:
+    """``count`` utterances of 2-7 digits by one speaker, joined by 50-300 ms silences."""
+    rng = random.Random(seed)
+    by_speaker = defaultdict(list)
+    for item in items:
+        by_speaker[item["speaker"]].append(item)
+    speakers = sorted(by_speaker)
+    entries = []
+    for n in range(count):
+        speaker = speakers[n % len(speakers)]
+        picks = [rng.choice(by_speaker[speaker]) for _ in range(rng.randint(2, 7))]
+        pieces = []
+        for k, item in enumerate(picks):
+            if k:
+                pieces.append(np.zeros(int(rng.uniform(0.05, 0.3) * SAMPLE_RATE), dtype=np.float32))
+            pieces.append(load_audio(item["path"], SAMPLE_RATE))
+        audio = np.concatenate(pieces)
+        rel = Path("wav") / name / f"{name}-{n:05d}.wav"
+        write_audio(out_dir / rel, audio, SAMPLE_RATE)
+        entries.append({"audio_filepath": str(rel), "duration": round(len(audio) / SAMPLE_RATE, 4),
+                        "text": " ".join(WORDS[i["digit"]] for i in picks)})
+    return entries
+
+
+def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[str, int], seed: int) -> None:
+    items = scan(data_dir)
+    speakers = {i["speaker"] for i in items}
+    unknown = sorted(heldout - speakers)
+    if unknown:
+        raise AsrError(f"--heldout-speakers: unknown speaker(s) {', '.join(unknown)} "
+                       f"(FSDD has {', '.join(sorted(speakers))})")
+    if heldout == speakers:
+        raise AsrError("--heldout-speakers: at least one speaker must remain for training")
+    splits = defaultdict(list)
+    for item in items:
+        splits[split_of(item, heldout)].append(item)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifests = {
+        "train": isolated_entries(splits["train"]) + connected_entries(
+            splits["train"], n_connected["train"], seed, out_dir, "connected-train"),
+        "dev": isolated_entries(splits["dev"]) + connected_entries(
+            splits["dev"], n_connected["dev"], seed + 1, out_dir, "connected-dev"),
+        "test-isolated": isolated_entries(splits["test"]),
+        "test-connected": connected_entries(splits["test"], n_connected["test"], seed + 2, out_dir,
+                                            "connected-test"),
+    }
+    if heldout:
+        manifests["test-heldout-isolated"] = isolated_entries(splits["test-heldout"])
+        manifests["test-heldout-connected"] = connected_entries(
+            splits["test-heldout"], n_connected["test"] // 6 * len(heldout), seed + 3, out_dir,
+            "connected-test-heldout")
+    for stale in out_dir.glob("test-heldout-*.jsonl"):
+        if stale.stem not in manifests:
+            stale.unlink()
+    for name, entries in manifests.items():
+        write_manifest(out_dir / f"{name}.jsonl", entries)
+        print(f"{out_dir / name}.jsonl: {len(entries)} utterances, "
+              f"{sum(e['duration'] for e in entries) / 60:.1f} min")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", help="local FSDD recordings/ folder (default: download the archive)")
+    parser.add_argument("--download-dir", default="downloads/fsdd", help="where the archive goes")
+    parser.add_argument("--out-dir", required=True, help="where manifests and generated audio go")
+    parser.add_argument("--heldout-speakers", default="", help="comma-separated speakers kept out of training")
+    parser.add_argument("--connected-train", type=int, default=1000, help="connected-digit training utterances")
+    parser.add_argument("--connected-dev", type=int, default=100)
+    parser.add_argument("--connected-test", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    try:
+        data_dir = Path(args.data_dir) if args.data_dir else download(Path(args.download_dir))
+        heldout = {s.strip() for s in args.heldout_speakers.split(",") if s.strip()}
+        counts = {"train": args.connected_train, "dev": args.connected_dev, "test": args.connected_test}
+        prepare(data_dir, Path(args.out_dir), heldout, counts, args.seed)
+    except AsrError as e:
+        print(f"prepare.py: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

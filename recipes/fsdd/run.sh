@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# FSDD recipe: download (or take a local copy) -> manifests -> train -> evaluate -> RESULTS.md
+#
+#   recipes/fsdd/run.sh --data-dir ../shared/data/fsdd/recordings
+#   recipes/fsdd/run.sh --heldout-speakers george --exp-dir exp/fsdd-heldout-george
+#
+# Stages (each leaves a marker in EXP_DIR and is skipped when rerun; --stage N reruns from N):
+#   0 data     download the FSDD archive unless --data-dir is given
+#   1 prepare  split, connected-digit utterances, JSON Lines manifests
+#   2 train    asr train with conf.yaml (+ KEY=VALUE overrides after --)
+#   3 evaluate greedy WER/CER on every test manifest
+#   4 results  EXP_DIR/RESULTS.md
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+stage=0
+stop_stage=4
+data_dir=""
+exp_dir=exp/fsdd
+heldout=""
+config=$here/conf.yaml
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --heldout-speakers A,B --config FILE [-- KEY=VALUE ...]"; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stage) stage=$2; shift 2 ;;
+    --stop-stage) stop_stage=$2; shift 2 ;;
+    --data-dir) data_dir=$2; shift 2 ;;
+    --exp-dir) exp_dir=$2; shift 2 ;;
+    --heldout-speakers) heldout=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    --) shift; break ;;
+    *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+overrides=("$@")
+data=$exp_dir/data
+mkdir -p "$exp_dir"
+
+# A stage runs when it is in [stage, stop_stage] and has not finished before, or when --stage names it.
+want() { [ "$1" -ge "$stage" ] && [ "$1" -le "$stop_stage" ] && { [ "$1" -eq "$stage" ] || [ ! -f "$exp_dir/.done.$1" ]; }; }
+done_stage() { touch "$exp_dir/.done.$1"; }
+say() { echo "[$(date +%H:%M:%S)] stage $*"; }
+start=$(date +%s)
+
+if want 0; then
+  say "0: data"
+  if [ -z "$data_dir" ]; then
+    python -c "import sys; sys.path.insert(0, '$here'); import prepare; print(prepare.download(__import__('pathlib').Path('downloads/fsdd')))" > "$exp_dir/data_dir"
+  else
+    echo "$data_dir" > "$exp_dir/data_dir"
+  fi
+  done_stage 0
+fi
+[ -n "$data_dir" ] || data_dir=$(cat "$exp_dir/data_dir" 2>/dev/null || true)
+
+if want 1; then
+  say "1: prepare manifests from $data_dir"
+  python "$here/prepare.py" --data-dir "$data_dir" --out-dir "$data" --heldout-speakers "$heldout"
+  done_stage 1
+fi
+
+if want 2; then
+  say "2: train"
+  asr train --config "$config" exp_dir="$exp_dir" data.train_manifest="$data/train.jsonl" \
+    data.dev_manifest="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+  done_stage 2
+fi
+
+if want 3; then
+  say "3: evaluate"
+  for manifest in "$data"/test-*.jsonl; do
+    name=$(basename "$manifest" .jsonl)
+    asr evaluate --model "$exp_dir/best.pt" --manifest "$manifest" --report "$exp_dir/report-$name.jsonl" \
+      --json > "$exp_dir/eval-$name.json"
+    python -c "import json; s = json.load(open('$exp_dir/eval-$name.json')); print(f\"$name: WER {s['wer']:.2f}% CER {s['cer']:.2f}%\")"
+  done
+  done_stage 3
+fi
+
+if want 4; then
+  say "4: results"
+  python "$here/../../scripts/results_table.py" --title "FSDD (heldout: ${heldout:-none})" \
+    "$exp_dir"/eval-*.json > "$exp_dir/RESULTS.md"
+  cat "$exp_dir/RESULTS.md"
+  done_stage 4
+fi
+echo "done in $(( $(date +%s) - start )) s"

@@ -1,0 +1,93 @@
+import json
+
+import pytest
+import torch
+
+from asr.data import BucketBatchSampler, SpeechDataset, read_manifest, write_manifest
+from asr.errors import AsrError
+from asr.text import Vocabulary
+from conftest import fsdd_file
+
+
+def test_manifest_relative_paths_normalized_text_and_header_durations(tmp_path):
+    wav = fsdd_file(5)
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "five.wav").write_bytes(wav.read_bytes())
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [
+        {"audio_filepath": "audio/five.wav", "text": "FIVE!"},
+        {"audio_filepath": str(wav), "duration": 0.5, "text": "5"},
+    ])
+    utts = read_manifest(manifest)
+    assert [u.text for u in utts] == ["five", "five"]
+    assert utts[0].audio_filepath == str(tmp_path / "audio" / "five.wav")
+    assert 0.1 < utts[0].duration < 2 and utts[1].duration == 0.5
+    assert utts[1].where == f"{manifest}:2"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", r":2: invalid JSON"),
+    ('{"text": "one"}', r":2: missing 'audio_filepath'"),
+    ('{"audio_filepath": "WAV"}', r":2: missing 'text'"),
+    ('{"audio_filepath": "nowhere.wav", "text": "one"}', r":2: audio file not found: .*nowhere.wav"),
+    ('{"audio_filepath": "WAV", "text": "one", "duration": -1}', r":2: 'duration' must be a positive"),
+    ('[1, 2]', r":2: expected a JSON object"),
+])
+def test_manifest_errors_name_the_line(tmp_path, line, message):
+    good = json.dumps({"audio_filepath": str(fsdd_file(1)), "text": "one"})
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(good + "\n" + line.replace("WAV", str(fsdd_file(1))) + "\n")
+    with pytest.raises(AsrError, match=message):
+        read_manifest(manifest)
+
+
+def test_missing_and_empty_manifest(tmp_path):
+    with pytest.raises(AsrError, match="manifest not found"):
+        read_manifest(tmp_path / "none.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(AsrError, match="no utterances"):
+        read_manifest(tmp_path / "empty.jsonl")
+
+
+def test_unknown_characters_in_a_dataset_name_the_manifest_line(tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [{"audio_filepath": str(fsdd_file(1)), "text": "one"},
+                              {"audio_filepath": str(fsdd_file(2)), "text": "two"}])
+    utts = read_manifest(manifest)
+    vocab = Vocabulary.from_texts(["one"])
+    with pytest.raises(AsrError, match=rf"{manifest}:2: transcript 'two' .*'t', 'w'"):
+        SpeechDataset(utts, 8000, vocab)
+
+
+def test_batches_pad_and_carry_lengths(tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    write_manifest(manifest, [{"audio_filepath": str(fsdd_file(d)), "text": w}
+                              for d, w in [(1, "one"), (7, "seven")]])
+    utts = read_manifest(manifest)
+    ds = SpeechDataset(utts, 8000, Vocabulary.from_texts(u.text for u in utts))
+    batch = ds.collate([ds[0], ds[1]])
+    n0, n1 = len(ds[0][1]), len(ds[1][1])
+    assert batch.waveforms.shape == (2, max(n0, n1)) and batch.wave_lengths.tolist() == [n0, n1]
+    assert batch.target_lengths.tolist() == [3, 5] and batch.targets.shape == (2, 5)
+    assert batch.waveforms[0, n0:].abs().sum() == 0 if n0 < n1 else batch.waveforms[1, n1:].abs().sum() == 0
+
+
+def test_bucket_sampler_bounds_and_covers_everything():
+    durations = [0.5 + (i * 37 % 50) / 10 for i in range(200)]
+    sampler = BucketBatchSampler(durations, batch_seconds=20, max_batch_size=16, shuffle=True, seed=3)
+    batches = sampler.batches()
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    for b in batches:
+        assert len(b) <= 16
+        assert len(b) == 1 or max(durations[i] for i in b) * len(b) <= 20
+    sampler.set_epoch(1)
+    assert sampler.batches() != batches  # a new epoch gives new batches
+    sampler.set_epoch(0)
+    assert sampler.batches() == batches  # and the same epoch the same ones
+
+
+def test_bucket_sampler_groups_similar_lengths():
+    durations = [1.0] * 50 + [10.0] * 50
+    batches = BucketBatchSampler(durations, batch_seconds=100, max_batch_size=100, shuffle=False).batches()
+    for b in batches:
+        assert len({durations[i] for i in b}) == 1

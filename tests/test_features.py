@@ -1,0 +1,76 @@
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from asr.audio import load_audio
+from asr.config import FeatureConfig
+from asr.features import LOG_FLOOR, FeatureExtractor
+from conftest import fsdd_file
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    return load_audio(fsdd_file(4, "theo", 20), 8000)
+
+
+def librosa_mel(audio, config: FeatureConfig, fe: FeatureExtractor) -> np.ndarray:
+    return librosa.feature.melspectrogram(
+        y=audio, sr=config.sample_rate, n_fft=fe.n_fft, hop_length=fe.hop_length, win_length=fe.win_length,
+        window="hann", center=False, power=2.0, n_mels=config.n_mels, htk=True, norm=None)
+
+
+def test_logmel_agrees_with_librosa(speech):
+    config = FeatureConfig(kind="logmel", sample_rate=8000, n_mels=40, normalize="none")
+    fe = FeatureExtractor(config)
+    ours, frames = fe(torch.from_numpy(speech)[None], torch.tensor([len(speech)]))
+    ref = np.log(librosa_mel(speech, config, fe) + LOG_FLOOR).T  # (F, T) -> (T, F)
+    assert ours.shape[1] == ref.shape[0] == int(frames[0])
+    np.testing.assert_allclose(ours[0].numpy(), ref, atol=2e-3, rtol=1e-3)
+
+
+def test_mfcc_agrees_with_librosa(speech):
+    config = FeatureConfig(kind="mfcc", sample_rate=8000, n_mels=40, n_mfcc=13, normalize="none")
+    fe = FeatureExtractor(config)
+    ours, _ = fe(torch.from_numpy(speech)[None], torch.tensor([len(speech)]))
+    log_mel = np.log(librosa_mel(speech, config, fe) + LOG_FLOOR)
+    ref = librosa.feature.mfcc(S=log_mel, n_mfcc=13, dct_type=2, norm="ortho").T
+    np.testing.assert_allclose(ours[0].numpy(), ref, atol=5e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("normalize", ["utterance", "global", "none"])
+def test_padding_changes_no_valid_frame(speech, normalize):
+    fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize=normalize))
+    short = torch.from_numpy(speech[:3000])
+    alone, n_alone = fe(short[None], torch.tensor([len(short)]))
+    batch = torch.zeros(2, len(speech))
+    batch[0, :3000] = short
+    batch[1] = torch.from_numpy(speech)
+    padded, n_padded = fe(batch, torch.tensor([3000, len(speech)]))
+    assert int(n_padded[0]) == int(n_alone[0]) == alone.shape[1]
+    torch.testing.assert_close(padded[0, : alone.shape[1]], alone[0], atol=1e-4, rtol=1e-4)
+    assert padded[0, alone.shape[1]:].abs().max() == 0
+
+
+def test_utterance_normalization_statistics(speech):
+    fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="utterance"))
+    x, _ = fe(torch.from_numpy(speech)[None], torch.tensor([len(speech)]))
+    assert x[0].mean(0).abs().max() < 1e-4
+    assert (x[0].std(0, unbiased=False) - 1).abs().max() < 1e-2
+
+
+def test_global_statistics_fit(speech):
+    fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="global"))
+    wave, lengths = torch.from_numpy(speech)[None], torch.tensor([len(speech)])
+    fe.fit_global_stats([(wave, lengths)])
+    raw, _ = fe.raw(wave, lengths)
+    torch.testing.assert_close(fe.mean, raw[0].mean(0), atol=1e-4, rtol=1e-4)
+    x, _ = fe(wave, lengths)
+    assert x[0].mean(0).abs().max() < 1e-3
+
+
+def test_frame_count_and_hop():
+    fe = FeatureExtractor(FeatureConfig(sample_rate=16000, win_ms=25, hop_ms=10))
+    assert (fe.win_length, fe.hop_length, fe.n_fft) == (400, 160, 512)
+    x, frames = fe(torch.randn(1, 16000), torch.tensor([16000]))
+    assert x.shape == (1, (16000 - 512) // 160 + 1, 80) and int(frames[0]) == x.shape[1]
