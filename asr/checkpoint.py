@@ -75,11 +75,15 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     path = Path(path)
     if not path.is_file():
         raise AsrError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise AsrError(f"{path}: damaged or not an asr checkpoint (empty file)")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a cut-off one has no directory
+        raise AsrError(f"{path}: damaged or not an asr checkpoint (not a complete PyTorch archive)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise AsrError(f"{path}: damaged or not an asr checkpoint ({reason})") from None
+        raise AsrError(f"{path}: damaged checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise AsrError(f"{path}: not an asr checkpoint")
     if state.get("version") != VERSION:

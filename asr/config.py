@@ -48,6 +48,7 @@ class DataConfig:
     batch_seconds: float = 120.0  # total audio per batch, seconds
     max_batch_size: int = 64
     max_duration: float = 30.0  # longer training utterances are skipped (seconds)
+    sorted_epochs: int = 1  # first epochs see batches shortest first (SortaGrad), then shuffled
     num_workers: int = 1
 
 
@@ -76,7 +77,10 @@ class TrainConfig:
     seed: int = 1234
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
-    threads: int = 0  # torch intra-op threads on the CPU (0: torch's default)
+    threads: int = 0  # torch intra-op threads on the CPU (0: torch's default; 1 when step_threads > 1)
+    step_threads: int = 0  # CPU only: each batch is split into this many chunks whose forward and
+    #                        backward run in parallel threads (0: one per core). Small RNN ops use
+    #                        cores poorly, chunks use them well; gradients are summed in a fixed order.
     log_every: int = 20  # steps between log-file lines
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

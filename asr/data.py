@@ -137,16 +137,20 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     """Batches of similar duration, bounded by total padded audio (seconds) and batch size.
 
     Utterances are sorted by a jittered duration each epoch, so batches change
-    between epochs while padding stays small; batch order is shuffled too.
+    between epochs while padding stays small; batch order is shuffled too. During
+    the first ``sorted_epochs`` epochs (counting from 1) batches come shortest
+    first instead ("SortaGrad", Deep Speech 2): short utterances get CTC past its
+    all-blank start sooner.
     """
 
     def __init__(self, durations: list[float], batch_seconds: float, max_batch_size: int,
-                 shuffle: bool = True, seed: int = 0):
+                 shuffle: bool = True, seed: int = 0, sorted_epochs: int = 0):
         self.durations = durations
         self.batch_seconds = batch_seconds
         self.max_batch_size = max_batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.sorted_epochs = sorted_epochs
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -154,7 +158,8 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     def batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 100_003 + self.epoch)
-        jitter = (lambda: 1 + rng.uniform(-0.1, 0.1)) if self.shuffle else (lambda: 1.0)
+        shuffle = self.shuffle and self.epoch > self.sorted_epochs
+        jitter = (lambda: 1 + rng.uniform(-0.1, 0.1)) if shuffle else (lambda: 1.0)
         order = sorted(range(len(self.durations)), key=lambda i: self.durations[i] * jitter())
         batches, current, longest = [], [], 0.0
         for i in order:
@@ -167,7 +172,7 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             longest = longest_if_added
         if current:
             batches.append(current)
-        if self.shuffle:
+        if shuffle:
             rng.shuffle(batches)
         return batches
 
@@ -179,9 +184,9 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
 
 def make_loader(dataset: SpeechDataset, batch_seconds: float, max_batch_size: int, shuffle: bool,
-                seed: int = 0, num_workers: int = 0, pin_memory: bool = False):
+                seed: int = 0, num_workers: int = 0, pin_memory: bool = False, sorted_epochs: int = 0):
     durations = [u.duration for u in dataset.utterances]
-    sampler = BucketBatchSampler(durations, batch_seconds, max_batch_size, shuffle, seed)
+    sampler = BucketBatchSampler(durations, batch_seconds, max_batch_size, shuffle, seed, sorted_epochs)
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=num_workers,
         pin_memory=pin_memory, persistent_workers=num_workers > 0,

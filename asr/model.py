@@ -38,6 +38,7 @@ class ConvFrontEnd(nn.Module):
         return lengths
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.masked_fill(~lengths_to_mask(lengths, x.shape[1]).unsqueeze(-1), 0.0)  # whatever the padding held
         for conv, norm in zip(self.convs, self.norms):
             lengths = _conv_out_length(conv, lengths)
             x = conv(x.transpose(1, 2)).transpose(1, 2)  # (B, T, C) -> (B, C, T) -> (B, T', C)

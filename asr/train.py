@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,39 @@ def lr_schedule(step: int, warmup: int, total: int, final_ratio: float) -> float
     return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, frames: torch.Tensor,
+                  targets: torch.Tensor, target_lengths: torch.Tensor, pool: ThreadPoolExecutor | None = None,
+                  chunks: int = 1) -> float:
+    """Forward + backward of one batch; sets ``.grad`` and returns the batch's mean CTC loss.
+
+    With a thread pool, the batch (B, T, F) is cut into ``chunks`` chunks of rows,
+    each trimmed to its own longest utterance; chunk gradients are weighted by chunk
+    size and summed in chunk order, so the result matches one pass over the batch.
+    """
+    def forward(x, lengths, y, y_lengths):
+        log_probs, out_lengths = model(x, lengths)
+        return ctc(log_probs.transpose(0, 1), y, out_lengths, y_lengths)  # (B, T', V) -> (T', B, V)
+
+    if pool is None or chunks <= 1:
+        loss = forward(feats, frames, targets, target_lengths)
+        loss.backward()
+        return loss.item()
+    params = [p for p in model.parameters() if p.requires_grad]
+    size = math.ceil(feats.shape[0] / chunks)
+
+    def chunk_gradients(start: int):
+        rows = slice(start, start + size)
+        t_max = int(frames[rows].max())
+        loss = forward(feats[rows, :t_max], frames[rows], targets[rows], target_lengths[rows])
+        return loss.detach(), torch.autograd.grad(loss, params), len(frames[rows])
+
+    results = list(pool.map(chunk_gradients, range(0, feats.shape[0], size)))
+    batch = feats.shape[0]
+    for i, p in enumerate(params):
+        p.grad = sum(grads[i] * (n / batch) for _, grads, n in results)
+    return float(sum(loss * (n / batch) for loss, _, n in results))
+
+
 def _setup_logging(exp_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(exp_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
@@ -72,9 +107,20 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
 
 def _train(config: TrainConfig, exp_dir: Path, show_progress: bool) -> Path:
     seed_everything(config.seed)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
     device = pick_device(config.device)
+    step_threads = 1 if device.type == "cuda" else (config.step_threads or os.cpu_count() or 1)
+    threads_before = torch.get_num_threads()
+    if config.threads > 0 or step_threads > 1:
+        torch.set_num_threads(1 if step_threads > 1 else config.threads)
+    try:
+        with ThreadPoolExecutor(step_threads, thread_name_prefix="asr-step") as pool:
+            return _train_loop(config, exp_dir, show_progress, device, pool, step_threads)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device: torch.device,
+                pool: ThreadPoolExecutor, step_threads: int) -> Path:
     use_amp = config.amp and device.type == "cuda"
 
     train_utts = read_manifest(config.data.train_manifest)
@@ -95,7 +141,8 @@ def _train(config: TrainConfig, exp_dir: Path, show_progress: bool) -> Path:
     dev_set = SpeechDataset(dev_utts, rate, vocab, min_samples)  # encoded only to check its characters
     pin = device.type == "cuda"
     train_loader = make_loader(train_set, config.data.batch_seconds, config.data.max_batch_size, shuffle=True,
-                               seed=config.seed, num_workers=config.data.num_workers, pin_memory=pin)
+                               seed=config.seed, num_workers=config.data.num_workers, pin_memory=pin,
+                               sorted_epochs=config.data.sorted_epochs)
     dev_loader = make_loader(dev_set, 2 * config.data.batch_seconds, 256, shuffle=False,
                              num_workers=config.data.num_workers, pin_memory=pin)
     log.info("train: %d utterances (%.2f h), dev: %d (%.2f h), vocabulary: %d symbols, device: %s",
@@ -129,22 +176,21 @@ def _train(config: TrainConfig, exp_dir: Path, show_progress: bool) -> Path:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 feats, frames = features(batch.waveforms, batch.wave_lengths)
                 feats = spec_augment(feats, frames, config.specaugment, augment_rng)
-                log_probs, out_lengths = model(feats, frames)
-            loss = ctc(log_probs.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths)  # (T, B, V)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+                optimizer.zero_grad(set_to_none=True)
+                loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
+                                      pool, step_threads)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
             audio_s = float(batch.wave_lengths.sum()) / rate
-            epoch_loss += loss.item() * audio_s
+            epoch_loss += loss * audio_s
             epoch_audio += audio_s
             speed = epoch_audio / max(time.monotonic() - epoch_start, 1e-9)
-            bar.set_postfix(loss=f"{loss.item():.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
+            bar.set_postfix(loss=f"{loss:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
             if step % config.log_every == 0:
                 log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", epoch, step,
-                         loss.item(), scheduler.get_last_lr()[0], float(grad_norm), speed)
+                         loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
             if config.max_minutes and time.monotonic() - start > 60 * config.max_minutes:
                 out_of_time = True
                 break

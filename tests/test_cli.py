@@ -13,6 +13,19 @@ from asr.cli import main
 from conftest import OVERFIT_ITEMS, TINY_OVERRIDES, WORDS, fsdd_file, write_fsdd_manifest
 
 
+def untrained_checkpoint(path):
+    from asr.checkpoint import Recognizer, save_checkpoint
+    from asr.config import FeatureConfig, ModelConfig
+    from asr.features import FeatureExtractor
+    from asr.model import CTCModel
+    from asr.text import Vocabulary
+
+    features, vocab = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=16)), Vocabulary.from_texts(["one"])
+    model = CTCModel(ModelConfig(hidden_size=8, num_layers=1, conv_channels=8), features.dim, len(vocab))
+    save_checkpoint(path, Recognizer(features, model, vocab))
+    return path
+
+
 def run_asr(*args, check=True):
     result = subprocess.run([sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=True,
                             timeout=300)
@@ -113,9 +126,8 @@ def test_bad_audio_is_reported_and_the_rest_still_transcribed(tiny_model, tmp_pa
 def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, make_args, needles):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "broken.jsonl").write_text(json.dumps({"audio_filepath": str(fsdd_file(1))}) + "\n")
-    fake_checkpoint = tmp_path / "fake.pt"
-    fake_checkpoint.write_bytes(b"not a checkpoint")
+    checkpoint = untrained_checkpoint(tmp_path / "untrained.pt")
     manifest = write_fsdd_manifest(tmp_path / "m.jsonl", [(1, "jackson", 10)])
-    args = make_args(tmp_path, fake_checkpoint, manifest)
+    args = make_args(tmp_path, checkpoint, manifest)
     result = run_asr(*args, check=False)
     assert_one_line_error(result, *needles)

@@ -91,3 +91,14 @@ def test_bucket_sampler_groups_similar_lengths():
     batches = BucketBatchSampler(durations, batch_seconds=100, max_batch_size=100, shuffle=False).batches()
     for b in batches:
         assert len({durations[i] for i in b}) == 1
+
+
+def test_sortagrad_epochs_go_shortest_first():
+    durations = [(i * 7919) % 100 / 10 + 0.1 for i in range(100)]
+    sampler = BucketBatchSampler(durations, batch_seconds=10, max_batch_size=8, shuffle=True, sorted_epochs=1)
+    sampler.set_epoch(1)
+    longest = [max(durations[i] for i in b) for b in sampler.batches()]
+    assert longest == sorted(longest)
+    sampler.set_epoch(2)
+    longest = [max(durations[i] for i in b) for b in sampler.batches()]
+    assert longest != sorted(longest)

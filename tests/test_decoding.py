@@ -17,7 +17,7 @@ def peaky(vocab: Vocabulary, frames: str) -> torch.Tensor:
 def test_greedy_collapses_repeats_and_drops_blanks():
     vocab = Vocabulary.from_texts(["abc"])
     decoder = GreedyDecoder(vocab)
-    lp = torch.stack([peaky(vocab, "aa_ab__bcc"), peaky(vocab, "_a  b_c___")])
+    lp = torch.stack([peaky(vocab, "aa_ab__bcc"), peaky(vocab, "_a  b_ c__")])
     assert decoder.decode(lp, torch.tensor([10, 10])) == ["aabbc", "a b c"]
 
 

@@ -43,3 +43,27 @@ def test_dev_transcripts_outside_the_vocabulary_are_an_error(tmp_path):
 def test_missing_manifests_are_an_error(tmp_path):
     with pytest.raises(AsrError, match="must both be set"):
         train(load_train_config(None, [f"exp_dir={tmp_path}"]), show_progress=False)
+
+
+def test_chunked_threads_give_the_gradients_of_one_pass():
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from asr.config import ModelConfig
+    from asr.model import CTCModel
+    from asr.train import ctc_gradients
+
+    torch.manual_seed(0)
+    model = CTCModel(ModelConfig(hidden_size=16, num_layers=2, conv_channels=16, dropout=0.0), 8, 6)
+    ctc = torch.nn.CTCLoss(zero_infinity=True)
+    feats, frames = torch.randn(5, 40, 8), torch.tensor([40, 33, 30, 21, 12])
+    targets, target_lengths = torch.randint(1, 6, (5, 4)), torch.tensor([4, 3, 3, 2, 1])
+    loss_one = ctc_gradients(model, ctc, feats, frames, targets, target_lengths)
+    grads_one = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    with ThreadPoolExecutor(2) as pool:
+        loss_chunked = ctc_gradients(model, ctc, feats, frames, targets, target_lengths, pool, chunks=2)
+    assert loss_chunked == pytest.approx(loss_one, rel=1e-5)
+    for a, b in zip(grads_one, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

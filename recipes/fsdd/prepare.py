@@ -3,7 +3,8 @@
 Isolated digits: takes 0-4 of every digit and speaker are the test set (official),
 takes 5-6 the dev set (carved from train), takes 7-49 train. Connected digits:
 2 to 7 recordings of one speaker from the same split, joined with short random
-silences (fixed seed), so the model learns word boundaries.
+pauses (fixed seed), so the model learns word boundaries; the training set's
+also include single digits with pauses around them.
 
 With ``--heldout-speakers``, those speakers contribute nothing to train or dev;
 their test takes form separate test sets (isolated and connected).
@@ -88,12 +89,19 @@ def split_of(item: dict, heldout: set[str]) -> str:
 
 def isolated_entries(items: list[dict]) -> list[dict]:
     return [{"audio_filepath": str(i["path"]), "duration": round(audio_duration(i["path"]), 4),
-             "text": WORDS[i["digit"]]} for i in items]
+             "text": WORDS[i["digit"]], "speaker": i["speaker"]} for i in items]
 
 
-def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, name: str) -> list[dict]:
-    """``count`` utterances of 2-7 digits by one speaker, joined by 50-300 ms silences."""
+def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, name: str,
+                      min_digits: int = 2) -> list[dict]:
+    """``count`` utterances of ``min_digits``-7 digits by one speaker, joined by 50-300 ms
+    pauses, with 0-250 ms of pause before and after.
+
+    Pauses hold faint noise (RMS 0.0003-0.003), not digital zeros: real pauses are
+    never exactly silent. Edge pauses teach the model that a digit reads the same
+    with or without silence around it (FSDD's own recordings are trimmed)."""
     rng = random.Random(seed)
+    noise = np.random.default_rng(seed)
     by_speaker = defaultdict(list)
     for item in items:
         by_speaker[item["speaker"]].append(item)
@@ -101,17 +109,21 @@ def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, n
     entries = []
     for n in range(count):
         speaker = speakers[n % len(speakers)]
-        picks = [rng.choice(by_speaker[speaker]) for _ in range(rng.randint(2, 7))]
-        pieces = []
+        picks = [rng.choice(by_speaker[speaker]) for _ in range(rng.randint(min_digits, 7))]
+        level = rng.uniform(3e-4, 3e-3)
+        pause = lambda low, high: (noise.standard_normal(int(rng.uniform(low, high) * SAMPLE_RATE))  # noqa: E731
+                                   * level).astype(np.float32)
+        pieces = [pause(0.0, 0.25)]
         for k, item in enumerate(picks):
             if k:
-                pieces.append(np.zeros(int(rng.uniform(0.05, 0.3) * SAMPLE_RATE), dtype=np.float32))
+                pieces.append(pause(0.05, 0.3))
             pieces.append(load_audio(item["path"], SAMPLE_RATE))
-        audio = np.concatenate(pieces)
+        audio = np.concatenate(pieces + [pause(0.0, 0.25)])
         rel = Path("wav") / name / f"{name}-{n:05d}.wav"
         write_audio(out_dir / rel, audio, SAMPLE_RATE)
         entries.append({"audio_filepath": str(rel), "duration": round(len(audio) / SAMPLE_RATE, 4),
-                        "text": " ".join(WORDS[i["digit"]] for i in picks)})
+                        "text": " ".join(WORDS[i["digit"]] for i in picks), "speaker": speaker,
+                        "sources": [i["path"].name for i in picks]})
     return entries
 
 
@@ -130,7 +142,7 @@ def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[
     out_dir.mkdir(parents=True, exist_ok=True)
     manifests = {
         "train": isolated_entries(splits["train"]) + connected_entries(
-            splits["train"], n_connected["train"], seed, out_dir, "connected-train"),
+            splits["train"], n_connected["train"], seed, out_dir, "connected-train", min_digits=1),
         "dev": isolated_entries(splits["dev"]) + connected_entries(
             splits["dev"], n_connected["dev"], seed + 1, out_dir, "connected-dev"),
         "test-isolated": isolated_entries(splits["test"]),

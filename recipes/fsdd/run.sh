@@ -18,9 +18,10 @@ stop_stage=4
 data_dir=""
 exp_dir=exp/fsdd
 heldout=""
+connected=1000,100,300
 config=$here/conf.yaml
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --heldout-speakers A,B --config FILE [-- KEY=VALUE ...]"; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --heldout-speakers A,B --connected TRAIN,DEV,TEST --config FILE [-- KEY=VALUE ...]"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; shift 2 ;;
@@ -28,6 +29,7 @@ while [ $# -gt 0 ]; do
     --data-dir) data_dir=$2; shift 2 ;;
     --exp-dir) exp_dir=$2; shift 2 ;;
     --heldout-speakers) heldout=$2; shift 2 ;;
+    --connected) connected=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
@@ -57,7 +59,9 @@ fi
 
 if want 1; then
   say "1: prepare manifests from $data_dir"
-  python "$here/prepare.py" --data-dir "$data_dir" --out-dir "$data" --heldout-speakers "$heldout"
+  IFS=, read -r n_train n_dev n_test <<< "$connected"
+  python "$here/prepare.py" --data-dir "$data_dir" --out-dir "$data" --heldout-speakers "$heldout" \
+    --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test"
   done_stage 1
 fi
 

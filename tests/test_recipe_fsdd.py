@@ -1,0 +1,100 @@
+"""The FSDD recipe on the real recordings in ../shared/data/fsdd."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import FSDD, REPO, TINY_OVERRIDES
+
+sys.path.insert(0, str(REPO / "recipes" / "fsdd"))
+import prepare  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason="FSDD recordings not found")
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def take(entry: dict) -> int:
+    return int(Path(entry["audio_filepath"]).stem.split("_")[2])
+
+
+def test_official_split_and_connected_digits(tmp_path):
+    prepare.prepare(FSDD, tmp_path, set(), {"train": 30, "dev": 10, "test": 20}, seed=7)
+    train, dev = read(tmp_path / "train.jsonl"), read(tmp_path / "dev.jsonl")
+    test_iso, test_con = read(tmp_path / "test-isolated.jsonl"), read(tmp_path / "test-connected.jsonl")
+    assert len(test_iso) == 300 and {take(e) for e in test_iso} == {0, 1, 2, 3, 4}
+    isolated_train = [e for e in train if "sources" not in e]
+    assert len(isolated_train) == 6 * 10 * 43 and min(take(e) for e in isolated_train) == 7
+    assert {take(e) for e in dev if "sources" not in e} == {5, 6}
+    assert len(test_con) == 20 and len(train) == 2580 + 30 and len(dev) == 120 + 10
+    for entries, takes in ((test_con, range(0, 5)), ([e for e in train if "sources" in e], range(7, 50))):
+        for e in entries:
+            words = e["text"].split()
+            assert (1 if "sources" in e and e in train else 2) <= len(words) <= 7 and len(e["sources"]) == len(words)
+            assert [prepare.WORDS[int(s[0])] for s in e["sources"]] == words
+            assert all(int(s.split("_")[2].split(".")[0]) in takes for s in e["sources"])
+            assert all(s.split("_")[1] == e["speaker"] for s in e["sources"])
+            audio = tmp_path / e["audio_filepath"]
+            import soundfile as sf
+            assert sf.info(audio).duration == pytest.approx(e["duration"], abs=1e-3)
+
+
+def test_heldout_speaker_never_reaches_train_or_dev(tmp_path):
+    prepare.prepare(FSDD, tmp_path, {"george"}, {"train": 30, "dev": 10, "test": 60}, seed=7)
+    for name in ("train", "dev", "test-isolated", "test-connected"):
+        assert all(e["speaker"] != "george" for e in read(tmp_path / f"{name}.jsonl")), name
+    heldout = read(tmp_path / "test-heldout-isolated.jsonl")
+    assert len(heldout) == 50 and {e["speaker"] for e in heldout} == {"george"}
+    assert {take(e) for e in heldout} == {0, 1, 2, 3, 4}
+    connected = read(tmp_path / "test-heldout-connected.jsonl")
+    assert connected and {e["speaker"] for e in connected} == {"george"}
+    # preparing again without a held-out speaker removes the stale held-out sets
+    prepare.prepare(FSDD, tmp_path, set(), {"train": 3, "dev": 1, "test": 2}, seed=7)
+    assert not list(tmp_path.glob("test-heldout-*.jsonl"))
+
+
+def test_preparation_is_deterministic(tmp_path):
+    counts = {"train": 5, "dev": 2, "test": 3}
+    prepare.prepare(FSDD, tmp_path / "a", set(), counts, seed=7)
+    prepare.prepare(FSDD, tmp_path / "b", set(), counts, seed=7)
+    for name in ("train", "dev", "test-connected"):
+        assert (tmp_path / "a" / f"{name}.jsonl").read_text().replace("/a/", "/b/") == \
+            (tmp_path / "b" / f"{name}.jsonl").read_text()
+        assert (tmp_path / "a" / "wav" / "connected-train" / "connected-train-00004.wav").read_bytes() == \
+            (tmp_path / "b" / "wav" / "connected-train" / "connected-train-00004.wav").read_bytes()
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
+    assert prepare.main(["--data-dir", str(FSDD), "--out-dir", str(tmp_path), "--heldout-speakers", "bob"]) == 1
+    assert "unknown speaker(s) bob" in capsys.readouterr().err
+    assert prepare.main(["--data-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path)]) == 1
+    assert "recordings folder not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_sh_end_to_end_and_resumable(tmp_path):
+    # a small copy of FSDD: two speakers, the takes each split needs
+    data = tmp_path / "recordings"
+    data.mkdir()
+    for wav in FSDD.glob("*.wav"):
+        digit, speaker, take_ = wav.stem.split("_")
+        if speaker in ("jackson", "theo") and int(take_) in (0, 5, 7, 8, 9):
+            os.symlink(wav, data / wav.name)
+    exp = tmp_path / "exp"
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith("epochs=")] + ["epochs=1"]
+    cmd = ["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--data-dir", str(data), "--exp-dir", str(exp),
+           "--connected", "8,2,4", "--", *overrides]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    table = (exp / "RESULTS.md").read_text()
+    assert "| test-isolated | 20 | 20 |" in table and "| test-connected | 4 |" in table
+    assert all((exp / f".done.{n}").exists() for n in range(5))
+    # a second run finds every stage done and does nothing
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "stage" not in again.stdout
