@@ -82,6 +82,8 @@ class TrainConfig:
     #                        backward run in parallel threads (0: one per core). Small RNN ops use
     #                        cores poorly, chunks use them well; gradients are summed in a fixed order.
     log_every: int = 20  # steps between log-file lines
+    average_last: int = 5  # at the end, also try the mean weights of the last N epochs (0: off);
+    #                        it becomes best.pt when its dev WER is at least as low
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -108,6 +108,7 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
 def _train(config: TrainConfig, exp_dir: Path, show_progress: bool) -> Path:
     seed_everything(config.seed)
     device = pick_device(config.device)
+    torch.set_flush_denormal(True)  # tiny weights/gradients late in training slow CPU math as denormals
     step_threads = 1 if device.type == "cuda" else (config.step_threads or os.cpu_count() or 1)
     threads_before = torch.get_num_threads()
     if config.threads > 0 or step_threads > 1:
@@ -163,13 +164,14 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
 
     best = (math.inf, math.inf)
     best_path = exp_dir / "best.pt"
+    recent_weights: list[dict] = []  # the last ``average_last`` epochs' weights, on the CPU
     step, start = 0, time.monotonic()
     out_of_time = False
     for epoch in range(1, config.epochs + 1):
         model.train()
         train_loader.batch_sampler.set_epoch(epoch)
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", disable=not show_progress,
-                   dynamic_ncols=True, mininterval=1.0, leave=False)
+        bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", dynamic_ncols=True, mininterval=1.0,
+                   leave=False, disable=None if show_progress else True)  # None: only on a terminal
         epoch_loss, epoch_audio, epoch_start = 0.0, 0.0, time.monotonic()
         for batch in bar:
             batch = batch.to(device)
@@ -196,24 +198,47 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 break
         bar.close()
 
-        model.eval()
-        hypotheses = decode_loader(recognizer, dev_loader, GreedyDecoder(vocab), amp=use_amp)
-        summary, _ = score([u.text for u in dev_utts], hypotheses)
-        recognizer.info = {"epoch": epoch, "step": step, "dev_wer": summary.wer, "dev_cer": summary.cer,
-                           "train_manifest": str(config.data.train_manifest)}
+        speed = epoch_audio / max(time.monotonic() - epoch_start, 1e-9)
+        if config.average_last > 1:
+            recent_weights = recent_weights[-(config.average_last - 1):] + [
+                {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
+        summary = _validate(recognizer, dev_loader, dev_utts, use_amp, {"epoch": epoch, "step": step})
         save_checkpoint(exp_dir / "last.pt", recognizer)
         improved = (summary.wer, summary.cer) < best
         if improved:
             best = (summary.wer, summary.cer)
             save_checkpoint(best_path, recognizer)
-        message = (f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, "
-                   f"{epoch_audio / max(time.monotonic() - epoch_start, 1e-9):.0f} audio-s/s | "
-                   f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
-                   f"{(time.monotonic() - start) / 60:.1f} min")
-        log.info(message)
-        if show_progress:
-            tqdm.write(message)
+        _report(f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, {speed:.0f} audio-s/s | "
+                f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
+                f"{(time.monotonic() - start) / 60:.1f} min", show_progress)
         if out_of_time:
             log.info("stopped: max_minutes=%.1f reached", config.max_minutes)
             break
+
+    if len(recent_weights) > 1:  # weight averaging (as icefall's --avg) smooths the last epochs' noise
+        model.load_state_dict({k: torch.stack([w[k].float() for w in recent_weights]).mean(0).to(v.dtype)
+                               for k, v in recent_weights[-1].items()})
+        summary = _validate(recognizer, dev_loader, dev_utts, use_amp,
+                            {"epoch": epoch, "step": step, "averaged_epochs": len(recent_weights)})
+        save_checkpoint(exp_dir / "averaged.pt", recognizer)
+        chosen = (summary.wer, summary.cer) <= best
+        if chosen:
+            save_checkpoint(best_path, recognizer)
+        _report(f"average of the last {len(recent_weights)} epochs: dev WER {summary.wer:.2f}% "
+                f"CER {summary.cer:.2f}%{' (best)' if chosen else ''}", show_progress)
     return best_path
+
+
+def _validate(recognizer: Recognizer, loader, utterances, amp: bool, info: dict):
+    """Greedy WER/CER on the dev set; records them in the recognizer's info."""
+    recognizer.model.eval()
+    hypotheses = decode_loader(recognizer, loader, GreedyDecoder(recognizer.vocab), amp=amp)
+    summary, _ = score([u.text for u in utterances], hypotheses)
+    recognizer.info = {**info, "dev_wer": summary.wer, "dev_cer": summary.cer}
+    return summary
+
+
+def _report(message: str, show_progress: bool) -> None:
+    log.info(message)
+    if show_progress:
+        tqdm.write(message)

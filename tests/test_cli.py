@@ -131,3 +131,11 @@ def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, make_args, ne
     args = make_args(tmp_path, checkpoint, manifest)
     result = run_asr(*args, check=False)
     assert_one_line_error(result, *needles)
+
+
+def test_train_overrides_may_follow_flags(tmp_path):
+    # parsed, then rejected for the unknown key: proves both runs of KEY=VALUE reached the config
+    result = run_asr("train", "epochs=1", "--no-progress", "model.nonsense=2", check=False)
+    assert_one_line_error(result, "unknown config key model.nonsense")
+    result = run_asr("evaluate", "--model", "m.pt", "--manifest", "x.jsonl", "stray", check=False)
+    assert result.returncode == 2 and "unrecognized arguments: stray" in result.stderr
