@@ -81,9 +81,11 @@ class TrainConfig:
     step_threads: int = 0  # CPU only: each batch is split into this many chunks whose forward and
     #                        backward run in parallel threads (0: one per core). Small RNN ops use
     #                        cores poorly, chunks use them well; gradients are summed in a fixed order.
+    #                        Threads draw dropout masks from one generator in no fixed order: for
+    #                        bitwise-repeatable runs with dropout, set step_threads=1.
     log_every: int = 20  # steps between log-file lines
     average_last: int = 5  # at the end, also try the mean weights of the last N epochs (0: off);
-    #                        it becomes best.pt when its dev WER is at least as low
+    #                        it becomes best.pt when its dev WER is no higher than the best epoch's
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
