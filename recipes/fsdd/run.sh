@@ -4,7 +4,8 @@
 #   recipes/fsdd/run.sh --data-dir ../shared/data/fsdd/recordings
 #   recipes/fsdd/run.sh --heldout-speakers george --exp-dir exp/fsdd-heldout-george
 #
-# Stages (each leaves a marker in EXP_DIR and is skipped when rerun; --stage N reruns from N):
+# Stages (each leaves a marker in EXP_DIR; a rerun skips finished stages, while --stage N
+# [--stop-stage M] reruns stages N..M whatever their markers say):
 #   0 data     download the FSDD archive unless --data-dir is given
 #   1 prepare  split, connected-digit utterances, JSON Lines manifests
 #   2 train    asr train with conf.yaml (+ KEY=VALUE overrides after --)
@@ -14,6 +15,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 stage=0
+forced=""  # with --stage, the stages asked for run even when they finished before
 stop_stage=4
 data_dir=""
 exp_dir=exp/fsdd
@@ -21,10 +23,10 @@ heldout=""
 connected=1000,100,300
 config=$here/conf.yaml
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --heldout-speakers A,B --connected TRAIN,DEV,TEST --config FILE [-- KEY=VALUE ...]"; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --heldout-speakers A,B --connected TRAIN,DEV,TEST --config FILE [-- KEY=VALUE ...]"; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --stage) stage=$2; shift 2 ;;
+    --stage) stage=$2; forced=1; shift 2 ;;
     --stop-stage) stop_stage=$2; shift 2 ;;
     --data-dir) data_dir=$2; shift 2 ;;
     --exp-dir) exp_dir=$2; shift 2 ;;
@@ -40,8 +42,8 @@ overrides=("$@")
 data=$exp_dir/data
 mkdir -p "$exp_dir"
 
-# A stage runs when it is in [stage, stop_stage] and has not finished before, or when --stage names it.
-want() { [ "$1" -ge "$stage" ] && [ "$1" -le "$stop_stage" ] && { [ "$1" -eq "$stage" ] || [ ! -f "$exp_dir/.done.$1" ]; }; }
+# A stage runs when it is in [stage, stop_stage] and has not finished before (or --stage was given).
+want() { [ "$1" -ge "$stage" ] && [ "$1" -le "$stop_stage" ] && { [ -n "$forced" ] || [ ! -f "$exp_dir/.done.$1" ]; }; }
 done_stage() { touch "$exp_dir/.done.$1"; }
 say() { echo "[$(date +%H:%M:%S)] stage $*"; }
 start=$(date +%s)
