@@ -35,7 +35,7 @@ def _number_words(number: str) -> str:
     try:
         value = float(digits) if "." in digits else int(digits)
         words = num2words(value)
-    except (ValueError, OverflowError, NotImplementedError):
+    except (ValueError, OverflowError):
         words = " ".join(num2words(int(d)) for d in digits if d.isdigit())
     return words.replace("-", " ").replace(",", " ")
 

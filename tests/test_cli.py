@@ -119,6 +119,8 @@ def test_bad_audio_is_reported_and_the_rest_still_transcribed(tiny_model, tmp_pa
     (lambda t, ck, m: ["transcribe", "--model", t / "empty.wav", m], ["empty.wav", "damaged or not an asr"]),
     (lambda t, ck, m: ["evaluate", "--model", ck, "--manifest", t / "nope.jsonl"], ["nope.jsonl", "not found"]),
     (lambda t, ck, m: ["evaluate", "--model", ck, "--manifest", t / "broken.jsonl"], ["broken.jsonl:1", "'text'"]),
+    (lambda t, ck, m: ["evaluate", "--model", ck, "--manifest", t / "corrupt.jsonl"],  # read in a loader worker
+     ["corrupt.wav", "not a readable audio file"]),
     (lambda t, ck, m: ["train", "model.size=3"], ["unknown config key model.size"]),
     (lambda t, ck, m: ["train", f"exp_dir={t}/x", f"data.train_manifest={m}", f"data.dev_manifest={m}",
                        "model.rnn_type=transformer"], ["model.rnn_type"]),
@@ -126,6 +128,9 @@ def test_bad_audio_is_reported_and_the_rest_still_transcribed(tiny_model, tmp_pa
 def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, make_args, needles):
     (tmp_path / "empty.wav").write_bytes(b"")
     (tmp_path / "broken.jsonl").write_text(json.dumps({"audio_filepath": str(fsdd_file(1))}) + "\n")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" * 4)
+    (tmp_path / "corrupt.jsonl").write_text(json.dumps({"audio_filepath": "corrupt.wav", "duration": 1.0,
+                                                        "text": "one"}) + "\n")
     checkpoint = untrained_checkpoint(tmp_path / "untrained.pt")
     manifest = write_fsdd_manifest(tmp_path / "m.jsonl", [(1, "jackson", 10)])
     args = make_args(tmp_path, checkpoint, manifest)
