@@ -68,3 +68,12 @@ def test_bad_files_give_one_line_errors(tmp_path, make, message):
         load_audio(path, 8000)
     text = str(info.value)
     assert text.startswith(str(path)) and message in text and "\n" not in text
+
+
+def test_mp3(tmp_path):
+    path = tmp_path / "x.mp3"
+    sf.write(path, tone(16000), 16000, format="MP3", subtype="MPEG_LAYER_III")
+    audio = load_audio(path, 8000)
+    assert abs(len(audio) - 4000) < 200
+    peak_hz = np.argmax(np.abs(np.fft.rfft(audio))) * 8000 / len(audio)
+    assert abs(peak_hz - 440) < 5
