@@ -98,3 +98,26 @@ def test_run_sh_end_to_end_and_resumable(tmp_path):
     # a second run finds every stage done and does nothing
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "stage" not in again.stdout
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path.as_uri()  # urllib reads file:// URLs: no network in tests
+
+
+def test_download_unpacks_the_archive_and_refuses_escaping_members(tmp_path):
+    wav = (FSDD / "3_theo_7.wav").read_bytes()
+    good = _zip(tmp_path / "good.zip", {"free-spoken-digit-dataset-master/recordings/3_theo_7.wav": wav})
+    recordings = prepare.download(tmp_path / "dl", good)
+    assert (recordings / "3_theo_7.wav").read_bytes() == wav
+    assert prepare.download(tmp_path / "dl", "file:///nowhere") == recordings  # already there: no fetch
+    evil = _zip(tmp_path / "evil.zip", {"../escaped.wav": wav})
+    with pytest.raises(prepare.AsrError, match="refusing archive member outside the target folder"):
+        prepare.download(tmp_path / "dl2", evil)
+    assert not (tmp_path / "escaped.wav").exists()
+    with pytest.raises(prepare.AsrError, match="cannot download FSDD .*--data-dir"):
+        prepare.download(tmp_path / "dl3", (tmp_path / "missing.zip").as_uri())

@@ -39,7 +39,7 @@ NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 TEST_TAKES, DEV_TAKES = range(0, 5), range(5, 7)
 
 
-def download(download_dir: Path) -> Path:
+def download(download_dir: Path, url: str = ARCHIVE_URL) -> Path:
     """Fetch and unpack the public archive; returns its recordings/ folder."""
     recordings = download_dir / "free-spoken-digit-dataset-master" / "recordings"
     if recordings.is_dir() and any(recordings.glob("*.wav")):
@@ -47,21 +47,26 @@ def download(download_dir: Path) -> Path:
     download_dir.mkdir(parents=True, exist_ok=True)
     archive = download_dir / "fsdd-master.zip"
     if not archive.is_file():
-        print(f"downloading {ARCHIVE_URL}", file=sys.stderr)
+        print(f"downloading {url}", file=sys.stderr)
         partial = archive.with_suffix(".zip.part")
         try:
-            with urllib.request.urlopen(ARCHIVE_URL, timeout=60) as response, open(partial, "wb") as f:
+            with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
                 shutil.copyfileobj(response, f)
         except OSError as e:
             raise AsrError(f"cannot download FSDD ({e}); without network, pass --data-dir with a local "
                            "copy of its recordings/ folder") from None
         partial.replace(archive)
-    with zipfile.ZipFile(archive) as z:
-        for member in z.namelist():
-            target = (download_dir / member).resolve()
-            if not target.is_relative_to(download_dir.resolve()):
-                raise AsrError(f"{archive}: refusing archive member outside the target folder: {member}")
-        z.extractall(download_dir)
+    try:
+        with zipfile.ZipFile(archive) as z:
+            for member in z.namelist():
+                target = (download_dir / member).resolve()
+                if not target.is_relative_to(download_dir.resolve()):
+                    raise AsrError(f"{archive}: refusing archive member outside the target folder: {member}")
+            z.extractall(download_dir)
+    except zipfile.BadZipFile:
+        raise AsrError(f"{archive}: not a valid zip archive (delete it to download again)") from None
+    if not recordings.is_dir():
+        raise AsrError(f"{archive}: has no free-spoken-digit-dataset-master/recordings/ folder")
     return recordings
 
 
