@@ -1,7 +1,9 @@
 """Acoustic features: log-mel filterbank or MFCC, computed batched on the model's device.
 
-Frames are taken without centring (``center=False``): a frame only ever sees real
-samples, so zero-padding a waveform in a batch cannot change any of its valid
+Frames are centred on multiples of the hop, and the signal is padded with zeros
+(not reflected) at both ends, so the first and last sounds of a tightly trimmed
+recording still get frames of their own. Zero padding is also what a shorter
+utterance sees in a padded batch, so batching cannot change any of its valid
 frames. Normalization statistics only count valid frames for the same reason.
 """
 
@@ -29,10 +31,9 @@ class FeatureExtractor(nn.Module):
             raise AsrError(f"features.normalize must be utterance, global or none, not {config.normalize!r}")
         self.win_length = round(config.sample_rate * config.win_ms / 1000)
         self.hop_length = round(config.sample_rate * config.hop_ms / 1000)
-        # Without centring, frames span n_fft samples (the window is zero-padded to it).
         self.n_fft = config.n_fft or 1 << (self.win_length - 1).bit_length()
         mel_kwargs = dict(n_fft=self.n_fft, win_length=self.win_length, hop_length=self.hop_length,
-                          n_mels=config.n_mels, center=False, power=2.0)
+                          n_mels=config.n_mels, center=True, pad_mode="constant", power=2.0)
         if config.kind == "logmel":
             self.transform = T.MelSpectrogram(config.sample_rate, **mel_kwargs)
             self.dim = config.n_mels
@@ -46,11 +47,12 @@ class FeatureExtractor(nn.Module):
 
     @property
     def min_samples(self) -> int:
-        """The shortest waveform that yields one frame."""
-        return self.n_fft
+        """The shortest waveform the features take (one hop)."""
+        return self.hop_length
 
     def frame_lengths(self, sample_lengths: torch.Tensor) -> torch.Tensor:
-        return torch.div(sample_lengths - self.n_fft, self.hop_length, rounding_mode="floor") + 1
+        """One frame centred on every multiple of the hop within the signal."""
+        return torch.div(sample_lengths, self.hop_length, rounding_mode="floor") + 1
 
     def raw(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Un-normalized features (B, T, F), with frames past each length zeroed."""
