@@ -175,10 +175,10 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         epoch_loss, epoch_audio, epoch_start = 0.0, 0.0, time.monotonic()
         for batch in bar:
             batch = batch.to(device)
+            optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 feats, frames = features(batch.waveforms, batch.wave_lengths)
                 feats = spec_augment(feats, frames, config.specaugment, augment_rng)
-                optimizer.zero_grad(set_to_none=True)
                 loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
                                       pool, step_threads)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)

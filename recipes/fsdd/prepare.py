@@ -116,8 +116,11 @@ def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, n
         speaker = speakers[n % len(speakers)]
         picks = [rng.choice(by_speaker[speaker]) for _ in range(rng.randint(min_digits, 7))]
         level = rng.uniform(3e-4, 3e-3)
-        pause = lambda low, high: (noise.standard_normal(int(rng.uniform(low, high) * SAMPLE_RATE))  # noqa: E731
-                                   * level).astype(np.float32)
+
+        def pause(low: float, high: float) -> np.ndarray:
+            """Faint noise at this utterance's level, ``low``-``high`` seconds long."""
+            return (noise.standard_normal(int(rng.uniform(low, high) * SAMPLE_RATE)) * level).astype(np.float32)
+
         pieces = [pause(0.0, 0.25)]
         for k, item in enumerate(picks):
             if k:
