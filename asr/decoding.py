@@ -1,21 +1,55 @@
 """CTC decoders behind one small interface, so callers swap them by name.
 
-A decoder maps log-probabilities (B, T, V) and output lengths (B,) to one
-transcript per utterance.
+Every decoder has
+- ``decode(log_probs (B, T, V), lengths (B,)) -> list[str]``, the best transcript per utterance;
+- ``search(log_probs (T, V) numpy) -> list[Hypothesis]``, the n-best of one utterance.
+
+``GreedyDecoder`` takes the best label per frame. ``BeamSearchDecoder`` is a CTC
+prefix beam search over characters, optionally with a word n-gram LM (weight and
+word-insertion bonus), constrained to a lexicon, and boosting hotwords. It is our
+own code because it measured faster than pyctcdecode and torchaudio's flashlight
+decoder at equal beam on the same logits (``scripts/bench_decode.py``), mainly by
+two exact shortcuts: frames where only the blank is likely are folded into one
+update, and a word's LM score is looked up once per distinct prefix.
+``decode_batch`` spreads utterances over worker processes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from asr.errors import AsrError
 from asr.text import Vocabulary
 
+NEG = -1e30  # log of zero that stays finite in arithmetic
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    score: float  # what the search ranks by: acoustic + LM weight * LM + bonuses (natural log)
+    acoustic: float  # CTC log-probability of the text (summed over the paths the beam kept)
+
 
 class Decoder(Protocol):
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]: ...
+
+    def search(self, log_probs: np.ndarray) -> list[Hypothesis]: ...
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
 
 
 class GreedyDecoder:
@@ -31,14 +65,409 @@ class GreedyDecoder:
         keep &= best != 0  # not blank
         keep &= torch.arange(best.shape[1], device=best.device) < lengths.unsqueeze(1)
         best, keep = best.cpu().tolist(), keep.cpu().tolist()
-        return [" ".join(self.vocab.decode(i for i, k in zip(row, mask) if k).split())
+        return [_words(self.vocab.decode(i for i, k in zip(row, mask) if k))
                 for row, mask in zip(best, keep)]
 
+    def search(self, log_probs: np.ndarray) -> list[Hypothesis]:
+        best = log_probs.argmax(axis=1)
+        score = float(log_probs[np.arange(len(best)), best].sum())
+        keep = np.ones(len(best), dtype=bool)
+        keep[1:] = best[1:] != best[:-1]
+        text = _words(self.vocab.decode(best[keep & (best != 0)].tolist()))
+        return [Hypothesis(text, score, score)]
 
-DECODERS = {"greedy": GreedyDecoder}
+
+class BeamSearchDecoder:
+    """CTC prefix beam search over characters, with optional LM, lexicon and hotwords.
+
+    Score of a prefix = log p_ctc(prefix) + lm_weight * ln p_lm(words) + word_score * #words
+    + hotword bonuses. Pruning: per frame only labels with log-prob >= ``token_min_logp``
+    (and the best label) are tried; at most ``beam_size`` prefixes survive, none more than
+    ``beam_threshold`` below the best.
+
+    lm: an object with ``begin()``, ``score(state, word) -> (ln p, state)``, ``finish(state)``
+        and ``words`` (a set, or None when unknown), as ``asr.lm`` gives.
+    lexicon: words the output may contain (None: any character sequence).
+    hotwords: {word or phrase: bonus}; a partly matched hotword gets its share of the
+        bonus as it grows, so the beam keeps it, and loses it if the match breaks.
+    """
+
+    def __init__(self, vocab: Vocabulary, beam_size: int = 16, lm=None, lm_weight: float = 0.5,
+                 word_score: float = 0.0, lexicon: list[str] | None = None,
+                 hotwords: dict[str, float] | None = None, nbest: int = 1,
+                 token_min_logp: float = -5.0, beam_threshold: float = 10.0, unk_score: float = -10.0):
+        if beam_size < 1:
+            raise AsrError(f"beam size must be at least 1, got {beam_size}")
+        if nbest < 1:
+            raise AsrError(f"n-best must be at least 1, got {nbest}")
+        self.vocab = vocab
+        self.beam_size = beam_size
+        self.lm = lm
+        self.lm_weight = lm_weight if lm is not None else 0.0
+        self.word_score = word_score
+        self.nbest = nbest
+        self.token_min_logp = token_min_logp
+        self.beam_threshold = beam_threshold
+        self.symbols = list(vocab.symbols)
+        self.space = vocab.symbols.index(" ") if " " in vocab.symbols else -1
+
+        self.lexicon = self.lexicon_prefixes = self.lexicon_next = None
+        if lexicon is not None:
+            words = set(lexicon) | {w for phrase in (hotwords or {}) for w in phrase.split()}
+            self._check_words(words, "lexicon word")
+            self.lexicon = words
+            self.lexicon_prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)}
+            # Labels that may follow each partial word (a space once it is a whole word).
+            self.lexicon_next = {"": set()}
+            for prefix in self.lexicon_prefixes:
+                self.lexicon_next.setdefault(prefix[:-1], set()).add(vocab.symbols.index(prefix[-1]))
+                if prefix in words and self.space >= 0:
+                    self.lexicon_next.setdefault(prefix, set()).add(self.space)
+        # Without a lexicon, a word the LM does not know pays ``unk_score`` on top of the LM's
+        # <unk> probability, and a partial word that no LM word starts with pays it at once.
+        self.lm_words = self.lm_prefixes = None
+        self.unk_score = self.unk_pending = 0.0
+        if lm is not None and lexicon is None and getattr(lm, "words", None):
+            self.lm_words = lm.words
+            self.lm_prefixes = {w[:i] for w in lm.words for i in range(1, len(w) + 1)}
+            self.unk_score = self.unk_pending = unk_score
+
+        # An upper bound on how much one label can raise a prefix's LM and bonus score;
+        # the search uses it to skip extensions that cannot enter the beam.
+        self.max_gain = max(word_score, 0.0) + abs(self.unk_pending)
+        self.hot_bonus: dict[str, float] = {}  # partial or complete hotword -> bonus so far
+        self.hot_complete: dict[str, float] = {}
+        for phrase, weight in (hotwords or {}).items():
+            phrase = _words(phrase)
+            if not phrase:
+                continue
+            self._check_words([phrase], "hotword")
+            self.hot_complete[phrase] = weight
+            for i in range(1, len(phrase) + 1):
+                share = weight * i / len(phrase)
+                self.hot_bonus[phrase[:i]] = max(self.hot_bonus.get(phrase[:i], share), share)
+            self.max_gain += max(weight, 0.0)
+
+    def _check_words(self, words, what: str) -> None:
+        for word in sorted(words):
+            missing = self.vocab.unknown(word)
+            if missing:
+                shown = ", ".join(repr(c) for c in missing)
+                raise AsrError(f"{what} {word!r} has characters outside the model's vocabulary: {shown}")
+
+    # -- the search -------------------------------------------------------------------------
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        arrays = log_probs.float().cpu().numpy()
+        return [self.search(a[:n])[0].text for a, n in zip(arrays, lengths.tolist())]
+
+    def search(self, log_probs: np.ndarray) -> list[Hypothesis]:
+        log_probs = np.asarray(log_probs, dtype=np.float64)
+        T = log_probs.shape[0]
+        # Labels tried per frame: those above token_min_logp (at least the best), best first.
+        order = np.argsort(-log_probs, axis=1, kind="stable")
+        ranked = np.take_along_axis(log_probs, order, axis=1)
+        counts = np.maximum((ranked >= self.token_min_logp).sum(axis=1), 1)
+        blank_only = ((counts == 1) & (order[:, 0] == 0)).tolist()
+        width = int(counts.max())
+        order, ranked, counts = order[:, :width].tolist(), ranked[:, :width].tolist(), counts.tolist()
+        blank_lp = log_probs[:, 0].tolist()
+
+        symbols, space, size = self.symbols, self.space, self.beam_size
+        gain = self.max_gain
+        info = {"": self._root_info()}
+        beams = [("", 0.0, NEG)]  # (prefix, log p ending in blank, log p ending in a label)
+        log1p, exp = math.log1p, math.exp
+        skipped = 0.0
+        for t in range(T):
+            if blank_only[t]:
+                skipped += blank_lp[t]
+                continue
+            if skipped:
+                beams = [(k, _lae(b, nb) + skipped, NEG) for k, b, nb in beams]
+                skipped = 0.0
+            lp_blank = blank_lp[t]
+            tried = order[t][:counts[t]]
+            candidates = [(tok, lp) for tok, lp in zip(tried, ranked[t]) if tok != 0]
+            totals = [_lae(b, nb) for _, b, nb in beams]
+            cutoff = NEG
+            # With a lexicon the likely labels may all be refused; the blank is then the way on
+            # (and the way between two equal letters), so it is always tried.
+            if self.lexicon is not None or 0 in tried:
+                # Every prefix stays in the next frame with at least total + blank: a new prefix
+                # scoring below the k-th of those, or `beam_threshold` below the best, would be
+                # pruned by the beam anyway, so it is never built.
+                stays = [total + lp_blank + info[k][0] for total, (k, _, _) in zip(totals, beams)]
+                cutoff = max(stays) - self.beam_threshold
+                if len(stays) >= size:
+                    cutoff = max(cutoff, heapq.nlargest(size, stays)[-1])
+            current = {k for k, _, _ in beams}
+            nxt: dict[str, list[float]] = {}
+            for (prefix, pb, pnb), total in zip(beams, totals):
+                if cutoff > NEG:
+                    _add(nxt, prefix, True, total + lp_blank)
+                last = prefix[-1] if prefix else ""
+                parent = info[prefix]
+                bound = total + parent[0] + gain
+                allowed = self.lexicon_next.get(parent[4]) if self.lexicon_next is not None else None
+                for tok, lp in candidates:
+                    if bound + lp < cutoff:
+                        break  # candidates are sorted: the rest score lower still
+                    if tok == space and not prefix:  # a leading space is silence
+                        _add(nxt, prefix, True, total + lp)
+                        continue
+                    ch = symbols[tok]
+                    if ch == last:
+                        _add(nxt, prefix, False, pnb + lp)  # the same label again: collapsed
+                        if ch == " ":  # space, blank, space: still one space
+                            _add(nxt, prefix, True, pb + lp)
+                            continue
+                        p = pb + lp
+                    else:
+                        p = total + lp
+                    if allowed is not None and tok not in allowed:
+                        continue  # the lexicon has no word going on this way
+                    key = prefix + ch
+                    entry = info.get(key)
+                    if entry is None:
+                        entry = info[key] = self._extend(parent, ch)
+                    if entry is None:  # not allowed by the lexicon
+                        continue
+                    if key in current or p + entry[0] >= cutoff:
+                        _add(nxt, key, False, p)
+            if not nxt:  # the lexicon allowed none of the likely labels: every prefix waits
+                for (prefix, _, _), total in zip(beams, totals):
+                    _add(nxt, prefix, True, total + lp_blank)
+            scored = []
+            for key, (b, nb) in nxt.items():
+                hi, lo = (b, nb) if b > nb else (nb, b)
+                scored.append((hi + log1p(exp(lo - hi)) + info[key][0], key, b, nb))
+            if self.nbest == 1 and len(scored) > 1:
+                # Prefixes that differ only in words the LM no longer sees have the same future:
+                # only the best of them can end up on top, so the others are dropped.
+                same_future: dict[tuple, tuple] = {}
+                for item in scored:
+                    entry = info[item[1]]
+                    state = (entry[3], entry[4], item[1][-1:], entry[5])
+                    kept = same_future.get(state)
+                    if kept is None or item[0] > kept[0]:
+                        same_future[state] = item
+                scored = list(same_future.values())
+            if len(scored) > size:
+                scored = heapq.nlargest(size, scored)
+            best = max(s[0] for s in scored)
+            beams = [(k, b, nb) for s, k, b, nb in scored if s >= best - self.beam_threshold]
+        if skipped:
+            beams = [(k, _lae(b, nb) + skipped, NEG) for k, b, nb in beams]
+        return self._finish(beams, info)
+
+    def _root_info(self) -> tuple:
+        state = self.lm.begin() if self.lm is not None else None
+        # (score extra, committed LM + bonus score, pending, LM state, partial word, hotword match,
+        #  banked hotword bonus)
+        return (0.0, 0.0, 0.0, state, "", "", 0.0)
+
+    def _extend(self, parent: tuple, ch: str) -> tuple | None:
+        _, committed, pending, state, partial, hot, banked = parent
+        if ch != " ":
+            partial += ch
+            if self.lexicon_prefixes is not None and partial not in self.lexicon_prefixes:
+                return None
+            if self.lm_prefixes is not None:
+                pending = 0.0 if partial in self.lm_prefixes else self.unk_pending
+            if hot is not None:
+                hot = hot + ch if hot + ch in self.hot_bonus else None
+        else:
+            ended = self._end_word(committed, state, partial, hot, banked)
+            if ended is None:
+                return None
+            committed, state, banked = ended
+            pending, partial = 0.0, ""
+            hot = hot + " " if hot and hot not in self.hot_complete and hot + " " in self.hot_bonus else ""
+        bonus = self.hot_bonus.get(hot, 0.0) if hot else 0.0
+        return (committed + pending + banked + bonus, committed, pending, state, partial, hot, banked)
+
+    def _end_word(self, committed, state, partial, hot, banked):
+        if self.lexicon is not None and partial not in self.lexicon:
+            return None
+        if self.lm is not None:
+            logp, state = self.lm.score(state, partial)
+            committed += self.lm_weight * logp
+            if self.lm_words is not None and partial not in self.lm_words:
+                committed += self.unk_score
+        committed += self.word_score
+        if hot and hot in self.hot_complete:
+            banked += self.hot_complete[hot]
+        return committed, state, banked
+
+    def _finish(self, beams, info) -> list[Hypothesis]:
+        final: dict[str, tuple[float, float]] = {}
+        unfinished = []
+        for prefix, pb, pnb in beams:
+            acoustic = _lae(pb, pnb)
+            _, committed, _, state, partial, hot, banked = info[prefix]
+            if partial:
+                ended = self._end_word(committed, state, partial, hot, banked)
+                if ended is None:  # ends inside a word the lexicon does not have
+                    unfinished.append((prefix[:len(prefix) - len(partial)], acoustic, committed, state, banked))
+                    continue
+                committed, state, banked = ended
+            if self.lm is not None:
+                committed += self.lm_weight * self.lm.finish(state)
+            text = prefix.strip()
+            score = acoustic + committed + banked
+            if text in final:  # "a b" and "a b " are one transcript
+                old_score, old_acoustic = final[text]
+                score, acoustic = _lae(old_score, score), _lae(old_acoustic, acoustic)
+            final[text] = (score, acoustic)
+        if not final:  # every prefix ends inside a word: keep the words before it
+            for prefix, acoustic, committed, state, banked in unfinished:
+                if self.lm is not None:
+                    committed += self.lm_weight * self.lm.finish(state)
+                final.setdefault(prefix.strip(), (acoustic + committed + banked, acoustic))
+        ranked = sorted(final.items(), key=lambda item: -item[1][0])[:self.nbest]
+        return [Hypothesis(text, score, acoustic) for text, (score, acoustic) in ranked]
 
 
-def make_decoder(name: str, vocab: Vocabulary) -> Decoder:
+def _lae(a: float, b: float) -> float:
+    """log(exp(a) + exp(b))."""
+    if a < b:
+        a, b = b, a
+    return a + math.log1p(math.exp(b - a))
+
+
+def _add(beams: dict, key: str, is_blank: bool, p: float) -> None:
+    entry = beams.get(key)
+    if entry is None:
+        beams[key] = [p, NEG] if is_blank else [NEG, p]
+    else:
+        i = 0 if is_blank else 1
+        q = entry[i]
+        entry[i] = (p + math.log1p(math.exp(q - p))) if p > q else (q + math.log1p(math.exp(p - q)))
+
+
+class FlashlightLexiconDecoder:
+    """Lexicon-constrained beam search by torchaudio's flashlight decoder, which reads the LM
+    file with its own KenLM. Faster than our search with a lexicon at small beams and more
+    accurate at equal beam (``scripts/bench_decode.py``), so ``make_decoder`` uses it for a
+    lexicon without hotwords. ``lm_weight`` means the same as in ``BeamSearchDecoder``:
+    it multiplies natural-log LM probabilities."""
+
+    def __init__(self, vocab: Vocabulary, lexicon: list[str], beam_size: int = 16, lm_path: str | None = None,
+                 lm_weight: float = 0.5, word_score: float = 0.0, nbest: int = 1, **_):
+        import tempfile
+
+        from torchaudio.models.decoder import ctc_decoder
+
+        if beam_size < 1:
+            raise AsrError(f"beam size must be at least 1, got {beam_size}")
+        BeamSearchDecoder(vocab, lexicon=lexicon)  # the same checks of the words' characters
+        if lm_path is not None:
+            if not Path(lm_path).is_file():
+                raise AsrError(f"{lm_path}: language model not found")
+        self.vocab = vocab
+        silence = next(s for s in ("|", "<sil>", "<space>") if s not in vocab.symbols)
+        tokens = [silence if s == " " else s for s in vocab.symbols]
+        with tempfile.NamedTemporaryFile("w", suffix=".lexicon", delete=False, encoding="utf-8") as f:
+            for word in sorted(set(lexicon)):
+                f.write(f"{word}\t{' '.join(word)}\n")  # the space between words is silence
+        try:
+            with _quiet_stderr():  # KenLM reports its loading progress on stderr
+                self.decoder = ctc_decoder(lexicon=f.name, tokens=tokens, lm=lm_path, nbest=nbest,
+                                           beam_size=beam_size, lm_weight=lm_weight * math.log(10.0),
+                                           word_score=word_score, blank_token=vocab.symbols[0],
+                                           sil_token=silence, unk_word="<unk>")
+        except (RuntimeError, ValueError) as e:
+            reason = re.search(r"threw (\w+)", str(e))
+            reason = reason.group(1) if reason else str(e).strip().splitlines()[0][:120]
+            raise AsrError(f"{lm_path}: not a language model KenLM can read ({reason})") from None
+        finally:
+            os.unlink(f.name)
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        arrays = log_probs.float().cpu().numpy()
+        return [self.search(a[:n])[0].text for a, n in zip(arrays, lengths.tolist())]
+
+    def search(self, log_probs: np.ndarray) -> list[Hypothesis]:
+        emissions = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32)).unsqueeze(0)
+        hyps, seen = [], set()
+        for result in self.decoder(emissions)[0]:
+            text = " ".join(w for w in result.words if w)
+            if text not in seen:
+                seen.add(text)
+                hyps.append(Hypothesis(text, float(result.score), float(result.score)))
+        return hyps or [Hypothesis("", float("-inf"), float("-inf"))]
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what C++ code writes to file descriptor 2 (Python's sys.stderr included)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+# -- batches over processes -------------------------------------------------------------------
+
+_WORKER_DECODER = None
+
+
+def _init_worker(decoder) -> None:
+    global _WORKER_DECODER
+    _WORKER_DECODER = decoder
+
+
+def _search_in_worker(array: np.ndarray) -> list[Hypothesis]:
+    return _WORKER_DECODER.search(array)
+
+
+def decode_batch(decoder: Decoder, arrays: list[np.ndarray], workers: int | None = None) -> list[list[Hypothesis]]:
+    """n-best lists for many utterances (each a (T, V) array), spread over ``workers``
+    processes (default: one per core). Greedy and small batches stay in this process."""
+    if not workers:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = min(workers, len(arrays))
+    if workers <= 1 or isinstance(decoder, GreedyDecoder) or len(arrays) < 8:
+        return [decoder.search(a) for a in arrays]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # fork: workers share the decoder (LM tables included) with this process instead of a copy
+    context = multiprocessing.get_context("fork")
+    chunk = max(1, len(arrays) // (workers * 8))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                             initargs=(decoder,)) as pool:
+        return list(pool.map(_search_in_worker, arrays, chunksize=chunk))
+
+
+# -- construction by name ---------------------------------------------------------------------
+
+DECODERS = {"greedy": GreedyDecoder, "beam": BeamSearchDecoder}
+
+
+def make_decoder(name: str, vocab: Vocabulary, lm_path: str | None = None, **options) -> Decoder:
+    """``make_decoder("beam", vocab, beam_size=32, lm=load_lm(path), lm_weight=0.8)``.
+    With a lexicon and no hotwords the beam search is flashlight's (given ``lm_path``)."""
     if name not in DECODERS:
         raise AsrError(f"unknown decoder {name!r} (choose from: {', '.join(DECODERS)})")
-    return DECODERS[name](vocab)
+    if name == "greedy":
+        return GreedyDecoder(vocab)
+    if uses_flashlight(options.get("lexicon"), options.get("hotwords")):
+        return FlashlightLexiconDecoder(vocab, lm_path=lm_path, **options)
+    return BeamSearchDecoder(vocab, **options)
+
+
+def uses_flashlight(lexicon, hotwords) -> bool:
+    """A lexicon without hotwords goes to flashlight, when flashlight-text is installed."""
+    if lexicon is None or hotwords:
+        return False
+    try:
+        import flashlight.lib.text.decoder  # noqa: F401
+    except ImportError:
+        return False
+    return True

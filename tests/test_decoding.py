@@ -30,3 +30,158 @@ def test_greedy_respects_lengths():
 def test_unknown_decoder_name():
     with pytest.raises(AsrError, match="unknown decoder 'beem'"):
         make_decoder("beem", Vocabulary.from_texts(["a"]))
+
+
+# -- beam search ---------------------------------------------------------------------------------
+
+import importlib.util  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from asr.decoding import BeamSearchDecoder, decode_batch  # noqa: E402
+from asr.lm import build_kneser_ney  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
+
+
+def bench_module():
+    spec = importlib.util.spec_from_file_location("bench_decode", REPO / "scripts" / "bench_decode.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def probs_to_logp(rows: list[list[float]]) -> np.ndarray:
+    p = np.asarray(rows, dtype=np.float64) + 1e-12
+    return np.log(p / p.sum(axis=1, keepdims=True))
+
+
+def test_beam_finds_the_most_probable_labelling_where_greedy_does_not():
+    vocab = Vocabulary(["<blank>", "a", "b"])
+    # Each frame: blank 0.4, "a" 0.35, "b" 0.25. Best path: blank blank (p = 0.16), text "".
+    # p("a") = 0.35*0.4 + 0.4*0.35 + 0.35*0.35 = 0.4025 is the most probable labelling.
+    lp = probs_to_logp([[0.4, 0.35, 0.25]] * 2)
+    assert GreedyDecoder(vocab).search(lp)[0].text == ""
+    best = BeamSearchDecoder(vocab, beam_size=8, token_min_logp=-20).search(lp)[0]
+    assert best.text == "a"
+    assert best.score == pytest.approx(np.log(0.4025), abs=1e-6)
+
+
+def test_nbest_is_sorted_and_distinct():
+    vocab = Vocabulary(["<blank>", " ", "a", "b"])
+    lp = probs_to_logp([[0.4, 0.0, 0.3, 0.3], [0.4, 0.0, 0.3, 0.3]])
+    hyps = BeamSearchDecoder(vocab, beam_size=8, nbest=4, token_min_logp=-20).search(lp)
+    texts = [h.text for h in hyps]
+    assert len(set(texts)) == len(texts) == 4
+    assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+    # p("a") = 0.3*0.4 + 0.4*0.3 + 0.3*0.3 = 0.33, the same for "b"; then "" (0.16).
+    assert sorted(texts[:2]) == ["a", "b"] and hyps[0].score == pytest.approx(np.log(0.33))
+    assert texts[2] == "" and hyps[2].score == pytest.approx(np.log(0.16))
+
+
+def test_beam_of_one_equals_greedy_on_peaky_outputs():
+    bench = bench_module()
+    arrays, _ = bench.synthetic(np.random.default_rng(3), 10)
+    vocab = Vocabulary(bench.ALPHABET)
+    greedy, beam = GreedyDecoder(vocab), BeamSearchDecoder(vocab, beam_size=1)
+    for lp in arrays:
+        assert beam.search(lp)[0].text == greedy.search(lp)[0].text
+
+
+def test_agrees_with_pyctcdecode_on_the_benchmark_logits():
+    pytest.importorskip("pyctcdecode")
+    bench = bench_module()
+    arrays, _ = bench.synthetic(np.random.default_rng(4), 12)
+    vocab = Vocabulary(bench.ALPHABET)
+    peer = bench.Pyctcdecode(None)
+    for beam in (10, 50):
+        ours = BeamSearchDecoder(vocab, beam_size=beam)
+        for lp in arrays:
+            assert ours.search(lp)[0].text == " ".join(peer(lp, beam).split())
+
+
+def spell(vocab: Vocabulary, frames: list[dict[str, float]]) -> np.ndarray:
+    """Log-probs from per-frame {symbol: prob}; the rest of each frame's mass is blank."""
+    rows = []
+    for frame in frames:
+        row = [0.0] * len(vocab)
+        for symbol, p in frame.items():
+            row[vocab.symbols.index(symbol)] = p
+        row[0] = max(1.0 - sum(frame.values()), 0.0)
+        rows.append(row)
+    return probs_to_logp(rows)
+
+
+LETTERS = Vocabulary(["<blank>", " "] + list("abcdefghijklmnopqrstuvwxyz"))
+
+
+def test_lm_turns_a_misspelling_into_a_known_word():
+    # Acoustics slightly prefer "cad"; the LM has only seen "the cat sat".
+    lp = spell(LETTERS, [{"c": 0.9}, {}, {"a": 0.9}, {}, {"d": 0.5, "t": 0.45}, {}])
+    lm = build_kneser_ney([["the", "cat", "sat"], ["a", "cat"]] * 5, order=2)
+    assert BeamSearchDecoder(LETTERS, beam_size=8).search(lp)[0].text == "cad"
+    assert BeamSearchDecoder(LETTERS, beam_size=8, lm=lm, lm_weight=1.0).search(lp)[0].text == "cat"
+
+
+def test_lexicon_only_outputs_its_words():
+    digits = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    # "eigh" then a weak "t" and a strong "o": greedy reads "eigho", a non-word.
+    lp = spell(LETTERS, [{"e": 0.9}, {"i": 0.9}, {"g": 0.9}, {"h": 0.9}, {"o": 0.6, "t": 0.35}, {},
+                         {" ": 0.9}, {"s": 0.9}, {"i": 0.5, "e": 0.4}, {"x": 0.9}])
+    assert GreedyDecoder(LETTERS).search(lp)[0].text == "eigho six"
+    bench = bench_module()
+    arrays, _ = bench.synthetic(np.random.default_rng(5), 5)
+    vocab = Vocabulary(bench.ALPHABET)
+    ours = BeamSearchDecoder(LETTERS, beam_size=8, lexicon=digits)
+    assert ours.search(lp)[0].text == "eight six"
+    flashlight = make_decoder("beam", LETTERS, beam_size=8, lexicon=digits)  # flashlight-text is installed
+    assert type(flashlight).__name__ == "FlashlightLexiconDecoder"
+    assert flashlight.search(lp)[0].text == "eight six"
+    for decoder in (BeamSearchDecoder(vocab, beam_size=8, lexicon=digits),
+                    make_decoder("beam", vocab, beam_size=8, lexicon=digits)):
+        for array in arrays:  # number sentences, most words not digits: still only digits come out
+            assert set(decoder.search(array)[0].text.split()) <= set(digits)
+
+
+def test_hotwords_change_the_output():
+    lp = spell(LETTERS, [{"k": 0.9}, {"a": 0.9}, {"l": 0.9}, {"d": 0.9}, {"y": 0.5, "i": 0.45}, {},
+                         {" ": 0.9}, {"r": 0.9}, {"u": 0.9}, {"n": 0.9}, {"s": 0.9}])
+    plain = BeamSearchDecoder(LETTERS, beam_size=8)
+    assert plain.search(lp)[0].text == "kaldy runs"
+    boosted = BeamSearchDecoder(LETTERS, beam_size=8, hotwords={"kaldi": 2.0})
+    assert boosted.search(lp)[0].text == "kaldi runs"
+    phrase = BeamSearchDecoder(LETTERS, beam_size=8, hotwords={"kaldi runs": 2.0})
+    assert phrase.search(lp)[0].text == "kaldi runs"
+    # A partial match earns nothing at the end: boosting "kaldic" does not pull "kaldi" in.
+    partial = BeamSearchDecoder(LETTERS, beam_size=8, hotwords={"kaldic": 2.0})
+    assert partial.search(lp)[0].text == "kaldy runs"
+
+
+def test_bad_settings_are_one_line_errors():
+    with pytest.raises(AsrError, match="beam size must be at least 1"):
+        BeamSearchDecoder(LETTERS, beam_size=0)
+    with pytest.raises(AsrError, match="lexicon word 'caf\u00e9' has characters outside"):
+        BeamSearchDecoder(LETTERS, lexicon=["cat", "caf\u00e9"])
+    with pytest.raises(AsrError, match="hotword 'x-ray'"):
+        BeamSearchDecoder(LETTERS, hotwords={"x-ray": 1.0})
+
+
+def test_batches_over_processes_match_one_process():
+    bench = bench_module()
+    arrays, _ = bench.synthetic(np.random.default_rng(6), 16)
+    lm = build_kneser_ney((s.split() for s in bench.number_sentences(np.random.default_rng(1), 500)), order=2)
+    decoder = BeamSearchDecoder(Vocabulary(bench.ALPHABET), beam_size=8, lm=lm)
+    alone = [decoder.search(a) for a in arrays]
+    assert decode_batch(decoder, arrays, workers=2) == alone
+
+
+def test_word_times_from_the_best_alignment():
+    from asr.align import word_times
+
+    # frames: _ a a _ b _ space _ c c _  ->  "ab c"
+    lp = spell(LETTERS, [{}, {"a": 0.9}, {"a": 0.9}, {}, {"b": 0.9}, {}, {" ": 0.9}, {}, {"c": 0.9}, {"c": 0.9}, {}])
+    words = word_times(lp, "ab c", LETTERS, frame_seconds=0.1, duration=1.05)
+    assert [w.word for w in words] == ["ab", "c"]
+    assert [(w.start, w.end) for w in words] == [pytest.approx((0.1, 0.5)), pytest.approx((0.8, 1.0))]
+    clipped = word_times(lp, "ab c", LETTERS, frame_seconds=0.1, duration=0.95)
+    assert clipped[-1].end == pytest.approx(0.95)  # never past the end of the audio
+    assert word_times(lp, "", LETTERS, 0.1) == []
