@@ -6,6 +6,7 @@ other flag. Files are written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import zipfile
@@ -42,6 +43,12 @@ class Recognizer:
         self.features.eval()
         self.model.eval()
         return self
+
+    @property
+    def frame_seconds(self) -> float:
+        """Audio time between two output frames (feature hop times the conv strides)."""
+        return (self.features.hop_length * math.prod(self.model.config.conv_strides)
+                / self.features.config.sample_rate)
 
     @property
     def device(self) -> torch.device:

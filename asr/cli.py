@@ -21,7 +21,21 @@ Prints WER, CER and error counts; the report has one JSON line per utterance."""
 
 TRANSCRIBE_EXAMPLE = """example:
   asr transcribe --model exp/fsdd/best.pt recording.wav other.flac
-Reads any format libsndfile reads (wav, flac, ogg, mp3, ...) at any sample rate."""
+  asr transcribe --model exp/fsdd/best.pt --decoder beam --lm exp/fsdd/lm.arpa --json recording.wav
+Reads any format libsndfile reads (wav, flac, ogg, mp3, ...) at any sample rate.
+Decoder settings tuned by asr tune-decoder (best.decoder.json beside the checkpoint) are
+used by default; decoder flags override them."""
+
+LM_EXAMPLE = """example:
+  asr lm build --text exp/fsdd/data/train.jsonl extra.txt --order 3 --out exp/fsdd/lm.arpa
+Text files have one sentence per line; .jsonl manifests give their "text" fields. Text is
+normalized like transcripts (lower case, numbers as words, no punctuation)."""
+
+TUNE_EXAMPLE = """example:
+  asr tune-decoder --model exp/fsdd/best.pt --manifest exp/fsdd/data/dev.jsonl --lm exp/fsdd/lm.arpa \\
+      --lm-weights 0,0.25,0.5,1,2 --word-scores=-1,0,1,2
+Prints WER for every setting and writes the best next to the checkpoint
+(best.decoder.json), where asr evaluate and asr transcribe find it."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint (.pt) written by asr train")
     p.add_argument("--manifest", required=True, help="JSON Lines manifest with reference transcripts")
     p.add_argument("--report", help="per-utterance report, JSON Lines (default: next to the checkpoint)")
-    p.add_argument("--decoder", default="greedy", help="decoder name (default: greedy)")
+    add_decoder_flags(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--batch-seconds", type=float, default=200.0, help="audio per batch, seconds")
+    p.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=cmd_evaluate)
 
@@ -50,11 +65,61 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     p.add_argument("--model", required=True, help="checkpoint (.pt) written by asr train")
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
-    p.add_argument("--decoder", default="greedy", help="decoder name (default: greedy)")
+    add_decoder_flags(p)
+    p.add_argument("--nbest", type=int, default=1, help="with --json: this many alternatives per file")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--json", action="store_true", help="one JSON object per file: path, text, duration")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object per file: path, text, duration, words with start/end seconds")
     p.set_defaults(run=cmd_transcribe)
+
+    p = sub.add_parser("lm", help="language models")
+    lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
+    p = lm_sub.add_parser("build", help="word n-gram LM (Kneser-Ney) from text, written as ARPA",
+                          epilog=LM_EXAMPLE, formatter_class=fmt)
+    p.add_argument("--text", nargs="+", required=True, metavar="FILE", help="text files or .jsonl manifests")
+    p.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
+    p.add_argument("--out", required=True, help="ARPA file to write")
+    p.add_argument("--binary", help="also write a KenLM binary here (needs KenLM's build_binary on PATH)")
+    p.set_defaults(run=cmd_lm_build)
+
+    p = sub.add_parser("tune-decoder", help="search LM weight / word score / beam on a dev set",
+                       epilog=TUNE_EXAMPLE, formatter_class=fmt)
+    p.add_argument("--model", required=True, help="checkpoint (.pt) written by asr train")
+    p.add_argument("--manifest", required=True, help="dev manifest with reference transcripts")
+    p.add_argument("--lm", help="ARPA or KenLM binary language model")
+    p.add_argument("--lexicon", help="word list the output is restricted to")
+    p.add_argument("--hotwords", help="file or comma-separated words/phrases to boost")
+    p.add_argument("--hotword-weight", type=float, default=5.0, help="bonus per hotword (default: 5)")
+    p.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2", help="comma-separated")
+    p.add_argument("--word-scores", default="-1,0,1,2,3", help="comma-separated")
+    p.add_argument("--beam-sizes", default="16", help="comma-separated")
+    p.add_argument("--trials", type=int, help="try this many settings drawn at random from the grid")
+    p.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    p.set_defaults(run=cmd_tune)
     return parser
+
+
+def add_decoder_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("decoder (default: the tuned settings beside the checkpoint, else greedy)")
+    g.add_argument("--decoder", choices=["greedy", "beam"], help="greedy or beam (prefix beam search)")
+    g.add_argument("--beam-size", type=int, help="prefixes kept per frame (default: 16)")
+    g.add_argument("--lm", help="word n-gram LM: ARPA (plain or .gz) or KenLM binary")
+    g.add_argument("--lm-weight", type=float, help="LM weight (default: 0.5)")
+    g.add_argument("--word-score", type=float, help="bonus per word (default: 0)")
+    g.add_argument("--lexicon", help="file of words the output is restricted to")
+    g.add_argument("--hotwords", help="file (one per line, optional TAB weight) or comma-separated list")
+    g.add_argument("--hotword-weight", type=float, help="bonus per hotword (default: 5)")
+
+
+def decoder_from_args(args, vocab, nbest: int = 1):
+    """(settings, decoder): the tuned settings beside the checkpoint with the flags given on top."""
+    from asr.decoder_settings import build_decoder, load_settings
+
+    flags = {k: getattr(args, k) for k in ("decoder", "beam_size", "lm", "lm_weight", "word_score",
+                                           "lexicon", "hotwords", "hotword_weight")}
+    settings = load_settings(args.model, flags)
+    return settings, build_decoder(settings, vocab, nbest=nbest)
 
 
 def cmd_train(args) -> int:
@@ -70,42 +135,113 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from pathlib import Path
 
+    from dataclasses import asdict
+
     from asr.checkpoint import load_checkpoint, pick_device
-    from asr.decoding import make_decoder
+    from asr.decoder_settings import describe
     from asr.evaluate import evaluate_manifest, write_report
 
     recognizer = load_checkpoint(args.model, pick_device(args.device))
-    decoder = make_decoder(args.decoder, recognizer.vocab)
-    summary, rows = evaluate_manifest(recognizer, args.manifest, decoder, args.batch_seconds)
+    settings, decoder = decoder_from_args(args, recognizer.vocab)
+    summary, rows = evaluate_manifest(recognizer, args.manifest, decoder, args.batch_seconds,
+                                      decode_workers=args.workers)
     report = Path(args.report or Path(args.model).with_name(f"report-{Path(args.manifest).stem}.jsonl"))
     write_report(report, rows)
     if args.json:
-        print(json.dumps({**summary.as_dict(), "manifest": args.manifest, "report": str(report)}))
+        print(json.dumps({**summary.as_dict(), "manifest": args.manifest, "report": str(report),
+                          "decoder": describe(settings), "decoder_settings": asdict(settings)}))
     else:
-        print(f"{args.manifest}: {summary}")
+        print(f"{args.manifest} ({describe(settings)}): {summary}")
         print(f"per-utterance report: {report}")
     return 0
 
 
 def cmd_transcribe(args) -> int:
     from asr.checkpoint import load_checkpoint, pick_device
-    from asr.decoding import make_decoder
+    from asr.errors import AsrError
     from asr.transcribe import transcribe_files
 
+    if args.nbest < 1:
+        raise AsrError(f"--nbest must be at least 1, got {args.nbest}")
     recognizer = load_checkpoint(args.model, pick_device(args.device))
-    decoder = make_decoder(args.decoder, recognizer.vocab)
+    _, decoder = decoder_from_args(args, recognizer.vocab, nbest=args.nbest)
     failed = 0
-    for t in transcribe_files(recognizer, args.files, decoder):
+    for t in transcribe_files(recognizer, args.files, decoder, timestamps=args.json):
         if t.error:
             failed += 1
             print(f"asr: error: {t.error}", file=sys.stderr)
         elif args.json:
-            print(json.dumps({"path": t.path, "text": t.text, "duration": round(t.duration, 3)}))
+            row = {"path": t.path, "text": t.text, "duration": round(t.duration, 3),
+                   "words": [w.as_dict() for w in t.words]}
+            if args.nbest > 1:
+                row["nbest"] = [{"text": h.text, "score": round(h.score, 3)} for h in t.nbest]
+            print(json.dumps(row))
         elif len(args.files) == 1:
             print(t.text)
         else:
             print(f"{t.path}\t{t.text}")
     return 1 if failed else 0
+
+
+def cmd_lm_build(args) -> int:
+    import shutil
+    import subprocess
+
+    from asr.errors import AsrError
+    from asr.lm import build_kneser_ney, read_sentences
+
+    if args.binary and not shutil.which("build_binary"):
+        raise AsrError("--binary needs KenLM's build_binary on PATH; the ARPA file works everywhere")
+    lm = build_kneser_ney(read_sentences(args.text), order=args.order)
+    lm.write_arpa(args.out)
+    counts = ", ".join(f"{n}-grams {sum(1 for g in lm.log10_probs if len(g) == n)}"
+                       for n in range(1, lm.order + 1))
+    print(f"wrote {args.out}: order {lm.order}, {len(lm.words)} words, {counts}")
+    if args.binary:
+        subprocess.run(["build_binary", args.out, args.binary], check=True, capture_output=True)
+        print(f"wrote {args.binary}")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from asr.checkpoint import load_checkpoint, pick_device
+    from asr.decoder_settings import DecoderSettings, save_settings
+    from asr.decoding import GreedyDecoder, decode_batch
+    from asr.errors import AsrError
+    from asr.evaluate import manifest_log_probs
+    from asr.metrics import score
+    from asr.tune import candidate_settings, tune
+
+    def numbers(text: str, kind, flag: str) -> list:
+        try:
+            return [kind(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise AsrError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+
+    base = DecoderSettings(decoder="beam", lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
+                           hotword_weight=args.hotword_weight)
+    grid = candidate_settings(base, numbers(args.lm_weights, float, "--lm-weights"),
+                              numbers(args.word_scores, float, "--word-scores"),
+                              numbers(args.beam_sizes, int, "--beam-sizes"), args.trials)
+    recognizer = load_checkpoint(args.model, pick_device(args.device))
+    utterances, outputs = manifest_log_probs(recognizer, args.manifest)
+    references = [u.text for u in utterances]
+    greedy = score(references, [h[0].text for h in decode_batch(GreedyDecoder(recognizer.vocab), outputs)])[0]
+    print(f"{len(utterances)} utterances; greedy: WER {greedy.wer:.2f}% CER {greedy.cer:.2f}%")
+    print(f"{'beam':>5} {'lm_weight':>9} {'word_score':>10} {'WER %':>7} {'CER %':>7}")
+
+    def show(s, summary):
+        print(f"{s.beam_size:5d} {s.lm_weight:9.2f} {s.word_score:10.2f} {summary.wer:7.2f} {summary.cer:7.2f}",
+              flush=True)
+
+    results = tune(outputs, references, recognizer.vocab, grid, args.workers, progress=show)
+    best, summary = results[0]
+    path = save_settings(args.model, best, dev_manifest=str(args.manifest), dev_wer=summary.wer,
+                         dev_cer=summary.cer, greedy_dev_wer=greedy.wer)
+    print(f"best: beam {best.beam_size}, lm_weight {best.lm_weight}, word_score {best.word_score}: "
+          f"WER {summary.wer:.2f}% (greedy {greedy.wer:.2f}%)")
+    print(f"wrote {path}")
+    return 0
 
 
 def _one_line(error: Exception) -> str:

@@ -6,11 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from asr.checkpoint import Recognizer
 from asr.data import SpeechDataset, make_loader, read_manifest
-from asr.decoding import Decoder
+from asr.decoding import Decoder, decode_batch
 from asr.metrics import Summary, score
 
 
@@ -28,14 +29,39 @@ def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = 
     return [hypotheses[i] for i in range(len(hypotheses))]
 
 
-def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decoder: Decoder,
-                      batch_seconds: float = 200.0, num_workers: int = 1) -> tuple[Summary, list[dict]]:
-    """Score ``manifest``; returns the summary and one report row per utterance (manifest order)."""
+@torch.no_grad()
+def compute_log_probs(recognizer: Recognizer, loader, amp: bool = True) -> list[np.ndarray]:
+    """One (T, V) float32 array of log-probs per utterance, in dataset order."""
+    device = recognizer.device
+    outputs: dict[int, np.ndarray] = {}
+    for batch in loader:
+        batch = batch.to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths)
+        log_probs = log_probs.float().cpu().numpy()
+        for index, lp, n in zip(batch.indices, log_probs, lengths.tolist()):
+            outputs[index] = lp[:n]
+    return [outputs[i] for i in range(len(outputs))]
+
+
+def manifest_log_probs(recognizer: Recognizer, manifest: str | os.PathLike, batch_seconds: float = 200.0,
+                       num_workers: int = 1):
+    """(utterances, log-probs) of every line of ``manifest``."""
     utterances = read_manifest(manifest)
     dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
                             min_samples=recognizer.features.min_samples)
     loader = make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
-    hypotheses = decode_loader(recognizer, loader, decoder, amp=True)
+    return utterances, compute_log_probs(recognizer, loader)
+
+
+def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decoder: Decoder,
+                      batch_seconds: float = 200.0, num_workers: int = 1,
+                      decode_workers: int | None = None) -> tuple[Summary, list[dict]]:
+    """Score ``manifest``; returns the summary and one report row per utterance (manifest order).
+    The model runs in batches; decoding is spread over ``decode_workers`` processes (default:
+    one per core)."""
+    utterances, outputs = manifest_log_probs(recognizer, manifest, batch_seconds, num_workers)
+    hypotheses = [nbest[0].text for nbest in decode_batch(decoder, outputs, decode_workers)]
     references = [u.text for u in utterances]
     summary, counts = score(references, hypotheses)
     rows = [{"audio_filepath": u.audio_filepath, "reference": u.text, "hypothesis": h,

@@ -43,7 +43,7 @@ def assert_one_line_error(result, *needles):
         assert str(needle) in lines[0]
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "transcribe"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "transcribe", "tune-decoder"])
 def test_every_subcommand_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

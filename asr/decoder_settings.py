@@ -1,0 +1,146 @@
+"""Decoder settings: what ``--decoder/--lm/...`` ask for, the tuned file beside a checkpoint,
+and building the decoder they describe (LM, lexicon and hotword files included).
+
+``asr tune-decoder`` writes ``<checkpoint stem>.decoder.json`` next to the checkpoint;
+``asr evaluate`` and ``asr transcribe`` start from it when it exists, and flags given on
+the command line override single fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from asr.errors import AsrError
+from asr.text import Vocabulary
+
+PATH_FIELDS = ("lm", "lexicon", "hotwords")
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    decoder: str = "greedy"
+    beam_size: int = 16
+    lm: str | None = None  # ARPA (plain or .gz) or KenLM binary
+    lm_weight: float = 0.5
+    word_score: float = 0.0
+    lexicon: str | None = None  # file, one word per line
+    hotwords: str | None = None  # file (one per line, optional "<TAB>weight") or "word,a phrase,..."
+    hotword_weight: float = 5.0
+
+
+def describe(settings: DecoderSettings) -> str:
+    """One line for tables: 'greedy' or 'beam 16, LM lm.arpa (weight 0.5, word score 1), lexicon'."""
+    if settings.decoder == "greedy":
+        return "greedy"
+    parts = [f"beam {settings.beam_size}"]
+    if settings.lm:
+        parts.append(f"LM {Path(settings.lm).name} (weight {settings.lm_weight:g}, word score {settings.word_score:g})")
+    elif settings.word_score:
+        parts.append(f"word score {settings.word_score:g}")
+    if settings.lexicon:
+        parts.append("lexicon")
+    if settings.hotwords:
+        parts.append("hotwords")
+    return ", ".join(parts)
+
+
+def settings_path(checkpoint: str | os.PathLike) -> Path:
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".decoder.json")
+
+
+def load_settings(checkpoint: str | os.PathLike, overrides: dict | None = None) -> DecoderSettings:
+    """The tuned settings next to ``checkpoint`` (greedy when there are none), then ``overrides``
+    (fields given on the command line; None means not given). Asking for an LM, lexicon,
+    hotwords or a beam size without naming a decoder means the beam decoder."""
+    settings = DecoderSettings()
+    path = settings_path(checkpoint)
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text())["settings"]
+            known = {f.name for f in fields(DecoderSettings)}
+            stored = {k: v for k, v in stored.items() if k in known}
+            for key in PATH_FIELDS:  # files are stored relative to the settings file
+                value = stored.get(key)
+                if value and (key != "hotwords" or (path.parent / value).is_file()):
+                    stored[key] = str(path.parent / value)
+            settings = replace(settings, **stored)
+        except (ValueError, KeyError, TypeError) as e:
+            raise AsrError(f"{path}: damaged decoder settings ({e})") from None
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "decoder" not in given and any(k in given for k in ("lm", "lexicon", "hotwords", "beam_size")):
+        given["decoder"] = "beam"
+    if given.get("decoder") == "greedy":  # the tuned LM and friends belong to the beam decoder
+        settings = replace(settings, lm=None, lexicon=None, hotwords=None)
+    return replace(settings, **given)
+
+
+def save_settings(checkpoint: str | os.PathLike, settings: DecoderSettings, **extra) -> Path:
+    """Write settings next to ``checkpoint`` (file paths relative to it), atomically."""
+    path = settings_path(checkpoint)
+    stored = asdict(settings)
+    for key in PATH_FIELDS:
+        value = stored.get(key)
+        if value and Path(value).exists():
+            stored[key] = os.path.relpath(Path(value).resolve(), path.parent.resolve())
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"settings": stored, **extra}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_lexicon(path: str | os.PathLike) -> list[str]:
+    """Words from a lexicon file: the first field of each line (flashlight's
+    ``word<TAB>spelling`` lexicons read the same as plain word lists)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: lexicon not found")
+    try:
+        words = [line.split()[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise AsrError(f"{path}: lexicon is not UTF-8 text") from None
+    if not words:
+        raise AsrError(f"{path}: lexicon has no words")
+    return words
+
+
+def parse_hotwords(spec: str, weight: float) -> dict[str, float]:
+    """A file with one word or phrase per line (optionally TAB and its own weight), or a
+    comma-separated list."""
+    from asr.text import normalize_text
+
+    path = Path(spec)
+    if path.is_file():
+        hotwords = {}
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            phrase, _, own = line.partition("\t")
+            try:
+                hotwords[normalize_text(phrase)] = float(own) if own.strip() else weight
+            except ValueError:
+                raise AsrError(f"{path}:{number}: hotword weight {own!r} is not a number") from None
+        return {k: v for k, v in hotwords.items() if k}
+    return {normalize_text(p): weight for p in spec.split(",") if normalize_text(p)}
+
+
+def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, lm=None):
+    """The decoder ``settings`` describe; ``lm`` is an already loaded ``settings.lm``."""
+    from asr.decoding import GreedyDecoder, make_decoder, uses_flashlight
+
+    if settings.decoder == "greedy":
+        if settings.lm or settings.lexicon or settings.hotwords:
+            raise AsrError("--lm, --lexicon and --hotwords need --decoder beam")
+        return GreedyDecoder(vocab)
+    lexicon = read_lexicon(settings.lexicon) if settings.lexicon else None
+    hotwords = parse_hotwords(settings.hotwords, settings.hotword_weight) if settings.hotwords else None
+    if settings.lm and lm is None and not uses_flashlight(lexicon, hotwords):
+        from asr.lm import load_lm
+
+        lm = load_lm(settings.lm)
+    return make_decoder(settings.decoder, vocab, lm_path=settings.lm, beam_size=settings.beam_size, lm=lm,
+                        lm_weight=settings.lm_weight, word_score=settings.word_score, lexicon=lexicon,
+                        hotwords=hotwords, nbest=nbest)
