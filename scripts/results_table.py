@@ -14,13 +14,13 @@ def main() -> None:
     parser.add_argument("files", nargs="+", help="JSON summaries written by asr evaluate --json")
     args = parser.parse_args()
     print(f"## {args.title}\n")
-    print("| test set | utterances | words | WER % | CER % | sub | del | ins |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| test set | decoder | utterances | words | WER % | CER % | sub | del | ins |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for path in args.files:
         s = json.loads(Path(path).read_text())
         name = Path(s["manifest"]).stem
-        print(f"| {name} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | {s['cer']:.2f} | "
-              f"{s['substitutions']} | {s['deletions']} | {s['insertions']} |")
+        print(f"| {name} | {s.get('decoder', 'greedy')} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | "
+              f"{s['cer']:.2f} | {s['substitutions']} | {s['deletions']} | {s['insertions']} |")
 
 
 if __name__ == "__main__":
