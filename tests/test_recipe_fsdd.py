@@ -93,8 +93,13 @@ def test_run_sh_end_to_end_and_resumable(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     table = (exp / "RESULTS.md").read_text()
-    assert "| test-isolated | 20 | 20 |" in table and "| test-connected | 4 |" in table
-    assert all((exp / f".done.{n}").exists() for n in range(5))
+    assert "| test-isolated | greedy | 20 | 20 |" in table and "| test-connected | greedy | 4 |" in table
+    beam_rows = [line for line in table.splitlines() if "| beam 16, LM lm.arpa" in line]
+    assert len(beam_rows) == 2 and all("lexicon |" in line for line in beam_rows)
+    assert all((exp / f".done.{n}").exists() for n in range(7))
+    assert (exp / "lm.arpa").read_text().startswith("\\data\\") and (exp / "best.decoder.json").is_file()
+    lexicon = (exp / "lexicon.txt").read_text().split()
+    assert lexicon == sorted(lexicon) and set(lexicon) <= set(prepare.WORDS)
     # a second run finds every stage done and does nothing
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "stage" not in again.stdout
