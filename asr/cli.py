@@ -110,6 +110,7 @@ def add_decoder_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lexicon", help="file of words the output is restricted to")
     g.add_argument("--hotwords", help="file (one per line, optional TAB weight) or comma-separated list")
     g.add_argument("--hotword-weight", type=float, help="bonus per hotword (default: 5)")
+    g.add_argument("--untuned", action="store_true", help="ignore the tuned settings beside the checkpoint")
 
 
 def decoder_from_args(args, vocab, nbest: int = 1):
@@ -118,7 +119,7 @@ def decoder_from_args(args, vocab, nbest: int = 1):
 
     flags = {k: getattr(args, k) for k in ("decoder", "beam_size", "lm", "lm_weight", "word_score",
                                            "lexicon", "hotwords", "hotword_weight")}
-    settings = load_settings(args.model, flags)
+    settings = load_settings(args.model, flags, tuned=not args.untuned)
     return settings, build_decoder(settings, vocab, nbest=nbest)
 
 

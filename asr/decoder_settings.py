@@ -52,13 +52,13 @@ def settings_path(checkpoint: str | os.PathLike) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".decoder.json")
 
 
-def load_settings(checkpoint: str | os.PathLike, overrides: dict | None = None) -> DecoderSettings:
+def load_settings(checkpoint: str | os.PathLike, overrides: dict | None = None, tuned: bool = True) -> DecoderSettings:
     """The tuned settings next to ``checkpoint`` (greedy when there are none), then ``overrides``
     (fields given on the command line; None means not given). Asking for an LM, lexicon,
     hotwords or a beam size without naming a decoder means the beam decoder."""
     settings = DecoderSettings()
     path = settings_path(checkpoint)
-    if path.is_file():
+    if tuned and path.is_file():
         try:
             stored = json.loads(path.read_text())["settings"]
             known = {f.name for f in fields(DecoderSettings)}

@@ -55,6 +55,8 @@ def _words(text: str) -> str:
 class GreedyDecoder:
     """Best label per frame, repeats collapsed, blanks dropped (batched on the tensor's device)."""
 
+    on_device = True  # decode() takes the model's output where it is (batched on the GPU)
+
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
 

@@ -60,8 +60,16 @@ def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decod
     """Score ``manifest``; returns the summary and one report row per utterance (manifest order).
     The model runs in batches; decoding is spread over ``decode_workers`` processes (default:
     one per core)."""
-    utterances, outputs = manifest_log_probs(recognizer, manifest, batch_seconds, num_workers)
-    hypotheses = [nbest[0].text for nbest in decode_batch(decoder, outputs, decode_workers)]
+    utterances = read_manifest(manifest)
+    if getattr(decoder, "on_device", False) and recognizer.device.type == "cuda":
+        # greedy on the GPU: decode each batch where the model wrote it
+        dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
+                                min_samples=recognizer.features.min_samples)
+        loader = make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
+        hypotheses = decode_loader(recognizer, loader, decoder, amp=True)
+    else:
+        _, outputs = manifest_log_probs(recognizer, manifest, batch_seconds, num_workers)
+        hypotheses = [nbest[0].text for nbest in decode_batch(decoder, outputs, decode_workers)]
     references = [u.text for u in utterances]
     summary, counts = score(references, hypotheses)
     rows = [{"audio_filepath": u.audio_filepath, "reference": u.text, "hypothesis": h,
