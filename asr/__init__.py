@@ -7,7 +7,12 @@ The package is split one concept per module:
     text.py       transcript normalization and the character vocabulary
     data.py       JSON Lines manifests, datasets, length-bucketed batches
     model.py      conv front end + bidirectional GRU/LSTM + CTC projection
-    decoding.py   CTC decoders behind one interface (greedy)
+    decoding.py   CTC decoders behind one interface: greedy, prefix beam search
+                  (LM, lexicon, hotwords), flashlight for lexicons; batches over cores
+    lm.py         word n-gram LMs: Kneser-Ney builder, ARPA files, KenLM binaries
+    align.py      word timestamps from the CTC alignment of a transcript
+    decoder_settings.py  decoder flags, the tuned settings file, building a decoder
+    tune.py       LM weight / word score / beam search on a dev set
     metrics.py    WER / CER with jiwer
     checkpoint.py self-describing checkpoints
     train.py      the training loop

@@ -27,6 +27,12 @@ def test_lm_build_writes_an_arpa_file(lm_files, capsys):
     result = run_asr("lm", "build", "--text", arpa.parent / "missing.txt", "--out", arpa.parent / "x.arpa",
                      check=False)
     assert_one_line_error(result, "missing.txt", "not found")
+    import shutil
+
+    if not shutil.which("build_binary"):
+        result = run_asr("lm", "build", "--text", arpa.parent / "text.txt", "--out", arpa.parent / "y.arpa",
+                         "--binary", arpa.parent / "y.bin", check=False)
+        assert_one_line_error(result, "build_binary")
 
 
 @pytest.mark.slow
