@@ -134,9 +134,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from pathlib import Path
-
     from dataclasses import asdict
+    from pathlib import Path
 
     from asr.checkpoint import load_checkpoint, pick_device
     from asr.decoder_settings import describe

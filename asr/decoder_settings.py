@@ -127,8 +127,9 @@ def parse_hotwords(spec: str, weight: float) -> dict[str, float]:
     return {normalize_text(p): weight for p in spec.split(",") if normalize_text(p)}
 
 
-def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, lm=None):
-    """The decoder ``settings`` describe; ``lm`` is an already loaded ``settings.lm``."""
+def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, lm_cache: dict | None = None):
+    """The decoder ``settings`` describe. ``lm_cache`` (path -> loaded LM) lets many decoders
+    share one LM, as tuning does."""
     from asr.decoding import GreedyDecoder, make_decoder, uses_flashlight
 
     if settings.decoder == "greedy":
@@ -137,10 +138,14 @@ def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, 
         return GreedyDecoder(vocab)
     lexicon = read_lexicon(settings.lexicon) if settings.lexicon else None
     hotwords = parse_hotwords(settings.hotwords, settings.hotword_weight) if settings.hotwords else None
-    if settings.lm and lm is None and not uses_flashlight(lexicon, hotwords):
+    lm = None
+    if settings.lm and not uses_flashlight(lexicon, hotwords):  # flashlight reads the file itself
         from asr.lm import load_lm
 
-        lm = load_lm(settings.lm)
+        lm_cache = {} if lm_cache is None else lm_cache
+        if settings.lm not in lm_cache:
+            lm_cache[settings.lm] = load_lm(settings.lm)
+        lm = lm_cache[settings.lm]
     return make_decoder(settings.decoder, vocab, lm_path=settings.lm, beam_size=settings.beam_size, lm=lm,
                         lm_weight=settings.lm_weight, word_score=settings.word_score, lexicon=lexicon,
                         hotwords=hotwords, nbest=nbest)

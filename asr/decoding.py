@@ -52,6 +52,23 @@ def _words(text: str) -> str:
     return " ".join(text.split())
 
 
+def check_spelling(vocab: Vocabulary, words, what: str) -> None:
+    """One-line error for the first word the model cannot spell."""
+    for word in sorted(words):
+        missing = vocab.unknown(word)
+        if missing:
+            shown = ", ".join(repr(c) for c in missing)
+            raise AsrError(f"{what} {word!r} has characters outside the model's vocabulary: {shown}")
+
+
+class _PerUtterance:
+    """``decode`` for decoders that search one utterance at a time on the CPU."""
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        arrays = log_probs.float().cpu().numpy()
+        return [self.search(a[:n])[0].text for a, n in zip(arrays, lengths.tolist())]
+
+
 class GreedyDecoder:
     """Best label per frame, repeats collapsed, blanks dropped (batched on the tensor's device)."""
 
@@ -79,7 +96,7 @@ class GreedyDecoder:
         return [Hypothesis(text, score, score)]
 
 
-class BeamSearchDecoder:
+class BeamSearchDecoder(_PerUtterance):
     """CTC prefix beam search over characters, with optional LM, lexicon and hotwords.
 
     Score of a prefix = log p_ctc(prefix) + lm_weight * ln p_lm(words) + word_score * #words
@@ -116,7 +133,7 @@ class BeamSearchDecoder:
         self.lexicon = self.lexicon_prefixes = self.lexicon_next = None
         if lexicon is not None:
             words = set(lexicon) | {w for phrase in (hotwords or {}) for w in phrase.split()}
-            self._check_words(words, "lexicon word")
+            check_spelling(vocab, words, "lexicon word")
             self.lexicon = words
             self.lexicon_prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)}
             # Labels that may follow each partial word (a space once it is a whole word).
@@ -143,25 +160,14 @@ class BeamSearchDecoder:
             phrase = _words(phrase)
             if not phrase:
                 continue
-            self._check_words([phrase], "hotword")
+            check_spelling(vocab, [phrase], "hotword")
             self.hot_complete[phrase] = weight
             for i in range(1, len(phrase) + 1):
                 share = weight * i / len(phrase)
                 self.hot_bonus[phrase[:i]] = max(self.hot_bonus.get(phrase[:i], share), share)
             self.max_gain += max(weight, 0.0)
 
-    def _check_words(self, words, what: str) -> None:
-        for word in sorted(words):
-            missing = self.vocab.unknown(word)
-            if missing:
-                shown = ", ".join(repr(c) for c in missing)
-                raise AsrError(f"{what} {word!r} has characters outside the model's vocabulary: {shown}")
-
     # -- the search -------------------------------------------------------------------------
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        arrays = log_probs.float().cpu().numpy()
-        return [self.search(a[:n])[0].text for a, n in zip(arrays, lengths.tolist())]
-
     def search(self, log_probs: np.ndarray) -> list[Hypothesis]:
         log_probs = np.asarray(log_probs, dtype=np.float64)
         T = log_probs.shape[0]
@@ -347,7 +353,7 @@ def _add(beams: dict, key: str, is_blank: bool, p: float) -> None:
         entry[i] = (p + math.log1p(math.exp(q - p))) if p > q else (q + math.log1p(math.exp(p - q)))
 
 
-class FlashlightLexiconDecoder:
+class FlashlightLexiconDecoder(_PerUtterance):
     """Lexicon-constrained beam search by torchaudio's flashlight decoder, which reads the LM
     file with its own KenLM. Faster than our search with a lexicon at small beams and more
     accurate at equal beam (``scripts/bench_decode.py``), so ``make_decoder`` uses it for a
@@ -362,7 +368,7 @@ class FlashlightLexiconDecoder:
 
         if beam_size < 1:
             raise AsrError(f"beam size must be at least 1, got {beam_size}")
-        BeamSearchDecoder(vocab, lexicon=lexicon)  # the same checks of the words' characters
+        check_spelling(vocab, lexicon, "lexicon word")
         if lm_path is not None:
             if not Path(lm_path).is_file():
                 raise AsrError(f"{lm_path}: language model not found")
@@ -384,10 +390,6 @@ class FlashlightLexiconDecoder:
             raise AsrError(f"{lm_path}: not a language model KenLM can read ({reason})") from None
         finally:
             os.unlink(f.name)
-
-    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        arrays = log_probs.float().cpu().numpy()
-        return [self.search(a[:n])[0].text for a, n in zip(arrays, lengths.tolist())]
 
     def search(self, log_probs: np.ndarray) -> list[Hypothesis]:
         emissions = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32)).unsqueeze(0)

@@ -15,16 +15,22 @@ from asr.decoding import Decoder, decode_batch
 from asr.metrics import Summary, score
 
 
-@torch.no_grad()
-def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = False) -> list[str]:
-    """Hypotheses in dataset order for every batch of ``loader``."""
+def _model_outputs(recognizer: Recognizer, loader, amp: bool):
+    """(dataset indices, log-probs (B, T, V), frame lengths (B,)) for every batch of ``loader``."""
     device = recognizer.device
-    hypotheses: dict[int, str] = {}
     for batch in loader:
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
             log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths)
-        for index, text in zip(batch.indices, decoder.decode(log_probs, lengths)):
+        yield batch.indices, log_probs, lengths
+
+
+@torch.no_grad()
+def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = False) -> list[str]:
+    """Hypotheses in dataset order for every batch of ``loader``, decoded where the model ran."""
+    hypotheses: dict[int, str] = {}
+    for indices, log_probs, lengths in _model_outputs(recognizer, loader, amp):
+        for index, text in zip(indices, decoder.decode(log_probs, lengths)):
             hypotheses[index] = text
     return [hypotheses[i] for i in range(len(hypotheses))]
 
@@ -32,26 +38,24 @@ def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = 
 @torch.no_grad()
 def compute_log_probs(recognizer: Recognizer, loader, amp: bool = True) -> list[np.ndarray]:
     """One (T, V) float32 array of log-probs per utterance, in dataset order."""
-    device = recognizer.device
     outputs: dict[int, np.ndarray] = {}
-    for batch in loader:
-        batch = batch.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths)
-        log_probs = log_probs.float().cpu().numpy()
-        for index, lp, n in zip(batch.indices, log_probs, lengths.tolist()):
+    for indices, log_probs, lengths in _model_outputs(recognizer, loader, amp):
+        for index, lp, n in zip(indices, log_probs.float().cpu().numpy(), lengths.tolist()):
             outputs[index] = lp[:n]
     return [outputs[i] for i in range(len(outputs))]
+
+
+def _loader(recognizer: Recognizer, utterances, batch_seconds: float, num_workers: int):
+    dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
+                            min_samples=recognizer.features.min_samples)
+    return make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
 
 
 def manifest_log_probs(recognizer: Recognizer, manifest: str | os.PathLike, batch_seconds: float = 200.0,
                        num_workers: int = 1):
     """(utterances, log-probs) of every line of ``manifest``."""
     utterances = read_manifest(manifest)
-    dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
-                            min_samples=recognizer.features.min_samples)
-    loader = make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
-    return utterances, compute_log_probs(recognizer, loader)
+    return utterances, compute_log_probs(recognizer, _loader(recognizer, utterances, batch_seconds, num_workers))
 
 
 def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decoder: Decoder,
@@ -59,16 +63,13 @@ def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decod
                       decode_workers: int | None = None) -> tuple[Summary, list[dict]]:
     """Score ``manifest``; returns the summary and one report row per utterance (manifest order).
     The model runs in batches; decoding is spread over ``decode_workers`` processes (default:
-    one per core)."""
+    one per core), or, for greedy on the GPU, done batch by batch where the model ran."""
     utterances = read_manifest(manifest)
+    loader = _loader(recognizer, utterances, batch_seconds, num_workers)
     if getattr(decoder, "on_device", False) and recognizer.device.type == "cuda":
-        # greedy on the GPU: decode each batch where the model wrote it
-        dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
-                                min_samples=recognizer.features.min_samples)
-        loader = make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
         hypotheses = decode_loader(recognizer, loader, decoder, amp=True)
     else:
-        _, outputs = manifest_log_probs(recognizer, manifest, batch_seconds, num_workers)
+        outputs = compute_log_probs(recognizer, loader)
         hypotheses = [nbest[0].text for nbest in decode_batch(decoder, outputs, decode_workers)]
     references = [u.text for u in utterances]
     summary, counts = score(references, hypotheses)

@@ -29,14 +29,10 @@ def candidate_settings(base: DecoderSettings, lm_weights: list[float], word_scor
 def tune(outputs, references: list[str], vocab, settings: list[DecoderSettings],
          workers: int | None = None, progress=None) -> list[tuple[DecoderSettings, Summary]]:
     """(settings, dev summary) for every candidate, best first (WER, then CER, then grid order)."""
-    lms = {}
+    lm_cache: dict = {}  # the LM is read once for the whole grid
     results = []
     for i, candidate in enumerate(settings):
-        if candidate.lm and candidate.lm not in lms:
-            from asr.lm import load_lm
-
-            lms[candidate.lm] = load_lm(candidate.lm)
-        decoder = build_decoder(candidate, vocab, lm=lms.get(candidate.lm))
+        decoder = build_decoder(candidate, vocab, lm_cache=lm_cache)
         hypotheses = [nbest[0].text for nbest in decode_batch(decoder, outputs, workers)]
         summary = score(references, hypotheses)[0]
         results.append((i, candidate, summary))

@@ -139,3 +139,20 @@ def test_read_sentences_normalizes_text_and_manifests(tmp_path):
         list(read_sentences([manifest]))
     with pytest.raises(AsrError, match="no text"):
         build_kneser_ney([], order=2)
+
+
+def test_kenlm_module_backend_scores_like_ours(tmp_path):
+    """KenLM binaries are read through the kenlm module (pip install kenlm): same queries, same numbers."""
+    pytest.importorskip("kenlm")
+    from asr.lm import KenLMModel
+
+    lm = build_kneser_ney([s.split() for s in ["one two three", "two three four", "one one two"]], order=3)
+    path = tmp_path / "lm.arpa"
+    lm.write_arpa(path)
+    theirs = KenLMModel(path)  # the module reads ARPA as well as binaries
+    state, ours_state = theirs.begin(), lm.begin()
+    for word in ["one", "two", "zebra", "four"]:
+        score, state = theirs.score(state, word)
+        ours, ours_state = lm.score(ours_state, word)
+        assert score == pytest.approx(ours, abs=1e-4), word
+    assert theirs.finish(state) == pytest.approx(lm.finish(ours_state), abs=1e-4)
