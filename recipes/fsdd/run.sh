@@ -8,7 +8,7 @@
 # [--stop-stage M] reruns stages N..M whatever their markers say):
 #   0 data     download the FSDD archive unless --data-dir is given
 #   1 prepare  split, connected-digit utterances, JSON Lines manifests
-#   2 lm       3-gram LM and lexicon from the training transcripts
+#   2 lm       3-gram LM and lexicon from the training transcripts (+ --lm-text files)
 #   3 train    asr train with conf.yaml (+ KEY=VALUE overrides after --)
 #   4 tune     LM weight and word score of the beam decoder on the dev set
 #   5 evaluate greedy and beam (LM + lexicon) WER/CER on every test manifest
@@ -24,8 +24,9 @@ exp_dir=exp/fsdd
 heldout=""
 connected=1000,100,300
 config=$here/conf.yaml
+lm_text=()  # extra text for the LM, one sentence per line
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --heldout-speakers A,B --connected TRAIN,DEV,TEST --config FILE [-- KEY=VALUE ...]"; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --heldout-speakers A,B --connected TRAIN,DEV,TEST --config FILE --lm-text FILE [-- KEY=VALUE ...]"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --stage) stage=$2; forced=1; shift 2 ;;
@@ -35,6 +36,7 @@ while [ $# -gt 0 ]; do
     --heldout-speakers) heldout=$2; shift 2 ;;
     --connected) connected=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
+    --lm-text) lm_text+=("$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
     *) echo "run.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
@@ -71,7 +73,7 @@ fi
 
 if want 2; then
   say "2: language model and lexicon from the training transcripts"
-  asr lm build --text "$data/train.jsonl" --order 3 --out "$exp_dir/lm.arpa"
+  asr lm build --text "$data/train.jsonl" ${lm_text[@]+"${lm_text[@]}"} --order 3 --out "$exp_dir/lm.arpa"
   python -c "import json, sys; words = {w for line in open(sys.argv[1]) for w in json.loads(line)['text'].split()}; print('\n'.join(sorted(words)))" \
     "$data/train.jsonl" > "$exp_dir/lexicon.txt"
   done_stage 2
