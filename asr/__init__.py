@@ -16,6 +16,7 @@ The package is split one concept per module:
     metrics.py    WER / CER with jiwer
     checkpoint.py self-describing checkpoints
     train.py      the training loop
+    train_state.py  resumable training states (atomic, newest loadable one wins)
     evaluate.py   scoring a manifest;  transcribe.py: files -> text
     cli.py        the `asr` command (the only place that parses argv)
 

@@ -13,6 +13,7 @@ import sys
 TRAIN_EXAMPLE = """example:
   asr train --config recipes/fsdd/conf.yaml exp_dir=exp/fsdd data.train_manifest=data/train.jsonl \\
       data.dev_manifest=data/dev.jsonl model.rnn_type=lstm epochs=10
+  asr train --resume ...the same arguments...     # after a kill or Ctrl-C
 Overrides are KEY=VALUE with dotted section names (see asr/config.py); unknown keys are errors."""
 
 EVALUATE_EXAMPLE = """example:
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML or JSON config file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=1e-3")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (the log file is still written)")
+    p.add_argument("--resume", action="store_true",
+                   help="go on from the newest training state in EXP_DIR/state (after a kill, say)")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest", epilog=EVALUATE_EXAMPLE,
@@ -128,7 +131,7 @@ def cmd_train(args) -> int:
     from asr.train import train
 
     config = load_train_config(args.config, args.overrides)
-    best = train(config, show_progress=not args.no_progress)
+    best = train(config, show_progress=not args.no_progress, resume=args.resume)
     print(f"best checkpoint: {best}")
     return 0
 
@@ -267,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except AsrError as e:
+        if hasattr(e, "signum"):  # training stopped by SIGINT/SIGTERM after saving its state
+            print(f"asr: {e}", file=sys.stderr)
+            return 128 + e.signum
         print(f"asr: error: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -84,6 +84,9 @@ class TrainConfig:
     #                        Threads draw dropout masks from one generator in no fixed order: for
     #                        bitwise-repeatable runs with dropout, set step_threads=1.
     log_every: int = 20  # steps between log-file lines
+    checkpoint_every: int = 0  # steps between resumable training states (0: at the end of each epoch only)
+    keep_checkpoints: int = 3  # training states kept in exp_dir/state (the newest)
+    max_bad_steps: int = 20  # a NaN/inf loss or gradient skips the step; this many in a row stop the run
     average_last: int = 5  # at the end, also try the mean weights of the last N epochs (0: off);
     #                        it becomes best.pt when its dev WER is no higher than the best epoch's
     features: FeatureConfig = field(default_factory=FeatureConfig)

@@ -152,9 +152,12 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         self.seed = seed
         self.sorted_epochs = sorted_epochs
         self.epoch = 0
+        self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Batches of ``epoch``, leaving out its first ``skip`` (done before a resume)."""
         self.epoch = epoch
+        self.skip = skip
 
     def batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 100_003 + self.epoch)
@@ -177,10 +180,10 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         return batches
 
     def __iter__(self):
-        return iter(self.batches())
+        return iter(self.batches()[self.skip:])
 
     def __len__(self) -> int:
-        return len(self.batches())
+        return len(self.batches()) - self.skip
 
 
 def make_loader(dataset: SpeechDataset, batch_seconds: float, max_batch_size: int, shuffle: bool,

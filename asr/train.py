@@ -1,8 +1,9 @@
 """Training: CTC loss, AdamW with warm-up + cosine decay, gradient clipping, SpecAugment,
-greedy WER/CER on the dev set every epoch, best-checkpoint saving.
+greedy WER/CER on the dev set every epoch, best-checkpoint saving, resumable states.
 
 Writes to ``exp_dir``: ``config.yaml`` (the resolved config), ``train.log``,
-``last.pt`` (end of the latest epoch) and ``best.pt`` (lowest dev WER, then CER).
+``last.pt`` (end of the latest epoch), ``best.pt`` (lowest dev WER, then CER),
+``averaged.pt`` and ``state/step-N.pt`` (what ``--resume`` goes on from).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +34,8 @@ from asr.features import FeatureExtractor
 from asr.metrics import score
 from asr.model import CTCModel
 from asr.text import Vocabulary
+from asr.train_state import (load_latest_state, restore_rng_states, rng_states, save_state, state_dir,
+                             state_files)
 
 log = logging.getLogger("asr.train")
 
@@ -90,8 +95,41 @@ def _setup_logging(exp_dir: Path) -> logging.Handler:
     return handler
 
 
-def train(config: TrainConfig, show_progress: bool = True) -> Path:
-    """Train a model as ``config`` says; returns the path of the best checkpoint."""
+class Interrupted(AsrError):
+    """SIGINT or SIGTERM arrived; the training state was saved first."""
+
+    def __init__(self, signum: int, path: Path):
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; training state saved in {path} "
+                         "(asr train --resume goes on from there)")
+
+
+class _Signals:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps (a second signal stops at once)."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def train(config: TrainConfig, show_progress: bool = True, resume: bool = False) -> Path:
+    """Train a model as ``config`` says; returns the path of the best checkpoint. With
+    ``resume``, go on from the newest training state in ``exp_dir/state``."""
     if not config.data.train_manifest or not config.data.dev_manifest:
         raise AsrError("data.train_manifest and data.dev_manifest must both be set")
     exp_dir = Path(config.exp_dir)
@@ -99,13 +137,13 @@ def train(config: TrainConfig, show_progress: bool = True) -> Path:
     (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     handler = _setup_logging(exp_dir)
     try:
-        return _train(config, exp_dir, show_progress)
+        return _train(config, exp_dir, show_progress, resume)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _train(config: TrainConfig, exp_dir: Path, show_progress: bool) -> Path:
+def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool) -> Path:
     seed_everything(config.seed)
     device = pick_device(config.device)
     torch.set_flush_denormal(True)  # tiny weights/gradients late in training slow CPU math as denormals
@@ -114,14 +152,14 @@ def _train(config: TrainConfig, exp_dir: Path, show_progress: bool) -> Path:
     if config.threads > 0 or step_threads > 1:
         torch.set_num_threads(1 if step_threads > 1 else config.threads)
     try:
-        with ThreadPoolExecutor(step_threads, thread_name_prefix="asr-step") as pool:
-            return _train_loop(config, exp_dir, show_progress, device, pool, step_threads)
+        with ThreadPoolExecutor(step_threads, thread_name_prefix="asr-step") as pool, _Signals() as signals:
+            return _train_loop(config, exp_dir, show_progress, device, pool, step_threads, resume, signals)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device: torch.device,
-                pool: ThreadPoolExecutor, step_threads: int) -> Path:
+                pool: ThreadPoolExecutor, step_threads: int, resume: bool, signals: _Signals) -> Path:
     use_amp = config.amp and device.type == "cuda"
 
     train_utts = read_manifest(config.data.train_manifest)
@@ -133,6 +171,15 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
     if not kept:
         raise AsrError(f"{config.data.train_manifest}: no utterance is at most {config.data.max_duration} s long")
     vocab = Vocabulary.from_texts(u.text for u in kept)
+    state = load_latest_state(exp_dir) if resume else None
+    if not resume:
+        for old in state_files(exp_dir):  # a fresh run: an older run's states must not pass for its own
+            old.unlink()
+    if resume and state is None:
+        _report(f"no training state in {state_dir(exp_dir)}: starting from the beginning", show_progress)
+    if state is not None and state["vocab"] != vocab.symbols:
+        raise AsrError(f"{state['path']}: the training transcripts' characters changed since this state was "
+                       "saved; resume with the same manifests")
 
     features = FeatureExtractor(config.features).to(device)
     model = CTCModel(config.model, features.dim, len(vocab)).to(device)
@@ -150,7 +197,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
              len(kept), total_hours(kept), len(dev_utts), total_hours(dev_utts), len(vocab), device)
     log.info("model: %s, %.2fM parameters", config.model, model.num_parameters() / 1e6)
 
-    if config.features.normalize == "global":
+    if config.features.normalize == "global" and state is None:
         stats_loader = make_loader(train_set, config.data.batch_seconds, 256, shuffle=False,
                                    num_workers=config.data.num_workers)
         features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
@@ -162,17 +209,43 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     augment_rng = torch.Generator().manual_seed(config.seed)
 
+    # Everything below is what a training state saves and restores.
     best = (math.inf, math.inf)
-    best_path = exp_dir / "best.pt"
     recent_weights: list[dict] = []  # the last ``average_last`` epochs' weights, on the CPU
-    step, start = 0, time.monotonic()
+    step, first_epoch, batches_done, bad_steps = 0, 1, 0, 0
+    epoch_loss = epoch_audio = elapsed_before = 0.0
+    if state is not None:
+        features.load_state_dict(state["features"])
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng_states(state["rng"], augment_rng)
+        best, recent_weights = tuple(state["best"]), state["recent_weights"]
+        step, first_epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
+        epoch_loss, epoch_audio, elapsed_before = state["epoch_loss"], state["epoch_audio"], state["elapsed"]
+        _report(f"resumed from {state['path']}: step {step}, epoch {first_epoch}, "
+                f"{batches_done} of its batches done", show_progress)
+
+    start = time.monotonic() - elapsed_before
+
+    def save(epoch: int, done: int) -> Path:
+        return save_state(exp_dir, step, {
+            "vocab": vocab.symbols, "features": features.state_dict(), "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": rng_states(augment_rng), "best": best, "recent_weights": recent_weights,
+            "epoch": epoch, "batches_done": done, "epoch_loss": epoch_loss, "epoch_audio": epoch_audio,
+            "elapsed": time.monotonic() - start}, config.keep_checkpoints)
+
+    best_path = exp_dir / "best.pt"
     out_of_time = False
-    for epoch in range(1, config.epochs + 1):
+    epoch = first_epoch
+    for epoch in range(first_epoch, config.epochs + 1):
         model.train()
-        train_loader.batch_sampler.set_epoch(epoch)
+        train_loader.batch_sampler.set_epoch(epoch, skip=batches_done)
         bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", dynamic_ncols=True, mininterval=1.0,
                    leave=False, disable=None if show_progress else True)  # None: only on a terminal
-        epoch_loss, epoch_audio, epoch_start = 0.0, 0.0, time.monotonic()
+        epoch_start = time.monotonic()
+        audio_at_start = epoch_audio
         for batch in bar:
             batch = batch.to(device)
             optimizer.zero_grad(set_to_none=True)
@@ -182,23 +255,39 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
                                       pool, step_threads)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            audio_s = float(batch.wave_lengths.sum()) / rate
-            epoch_loss += loss * audio_s
-            epoch_audio += audio_s
-            speed = epoch_audio / max(time.monotonic() - epoch_start, 1e-9)
+            batches_done += 1
+            if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
+                bad_steps += 1
+                optimizer.zero_grad(set_to_none=True)
+                log.warning("epoch %d batch %d: %s loss or gradient, step skipped (%d in a row)", epoch,
+                            batches_done, "NaN/inf", bad_steps)
+                if bad_steps >= config.max_bad_steps:
+                    raise AsrError(f"{bad_steps} steps in a row had a NaN/inf loss or gradient; stopping "
+                                   f"(see {exp_dir / 'train.log'}; a lower optim.lr often helps)")
+            else:
+                bad_steps = 0
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                audio_s = float(batch.wave_lengths.sum()) / rate
+                epoch_loss += loss * audio_s
+                epoch_audio += audio_s
+            speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
             bar.set_postfix(loss=f"{loss:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
             if step % config.log_every == 0:
                 log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", epoch, step,
                          loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
+            if signals.received is not None:
+                bar.close()
+                raise Interrupted(signals.received, save(epoch, batches_done))
+            if config.checkpoint_every and step % config.checkpoint_every == 0 and bad_steps == 0:
+                save(epoch, batches_done)
             if config.max_minutes and time.monotonic() - start > 60 * config.max_minutes:
                 out_of_time = True
                 break
         bar.close()
 
-        speed = epoch_audio / max(time.monotonic() - epoch_start, 1e-9)
+        speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
         if config.average_last > 1:
             recent_weights = recent_weights[-(config.average_last - 1):] + [
                 {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
@@ -211,6 +300,8 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         _report(f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, {speed:.0f} audio-s/s | "
                 f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
                 f"{(time.monotonic() - start) / 60:.1f} min", show_progress)
+        batches_done, epoch_loss, epoch_audio = 0, 0.0, 0.0
+        save(epoch + 1, 0)
         if out_of_time:
             log.info("stopped: max_minutes=%.1f reached", config.max_minutes)
             break
@@ -219,7 +310,8 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         model.load_state_dict({k: torch.stack([w[k].float() for w in recent_weights]).mean(0).to(v.dtype)
                                for k, v in recent_weights[-1].items()})
         summary = _validate(recognizer, dev_loader, dev_utts, use_amp,
-                            {"epoch": epoch, "step": step, "averaged_epochs": len(recent_weights)})
+                            {"epoch": min(epoch, config.epochs), "step": step,
+                             "averaged_epochs": len(recent_weights)})
         save_checkpoint(exp_dir / "averaged.pt", recognizer)
         chosen = summary.wer <= best[0]  # on a WER tie the average wins: it generalizes better
         if chosen:

@@ -81,8 +81,10 @@ fi
 
 if want 3; then
   say "3: train"
+  resume=(--resume)  # an interrupted training goes on from its last state; --stage 3 starts afresh
+  [ -z "$forced" ] || resume=()
   asr train --config "$config" exp_dir="$exp_dir" data.train_manifest="$data/train.jsonl" \
-    data.dev_manifest="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"}
+    data.dev_manifest="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"} ${resume[@]+"${resume[@]}"}
   done_stage 3
 fi
 

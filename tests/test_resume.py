@@ -1,0 +1,123 @@
+"""Kill-safe training: resumable states, SIGTERM/SIGKILL, damaged states, NaN steps."""
+
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from asr.config import load_train_config
+from asr.errors import AsrError
+from asr.train import train
+from asr.train_state import load_latest_state, save_state, state_files
+from conftest import OVERFIT_ITEMS, TINY_OVERRIDES, write_fsdd_manifest
+
+
+def tiny_config(tmp_path, exp, epochs, *extra):
+    manifest = tmp_path / "six.jsonl"
+    if not manifest.exists():
+        write_fsdd_manifest(manifest, OVERFIT_ITEMS)
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith("epochs=")] + [
+        f"epochs={epochs}", f"exp_dir={exp}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+        *extra]
+    return overrides
+
+
+def weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+
+
+def test_states_are_kept_newest_first_and_damaged_ones_skipped(tmp_path, caplog):
+    for step in (5, 10, 15, 20):
+        save_state(tmp_path, step, {"value": step}, keep=3)
+    files = state_files(tmp_path)
+    assert [f.name for f in files] == ["step-00000020.pt", "step-00000015.pt", "step-00000010.pt"]
+    files[0].write_bytes(files[0].read_bytes()[:100])  # cut short
+    (tmp_path / "state" / "step-00000025.pt.tmp").write_bytes(b"partial")  # a write a kill interrupted
+    state = load_latest_state(tmp_path)
+    assert state["step"] == 15 and state["value"] == 15
+    assert "step-00000020.pt: damaged training state" in caplog.text
+    assert not list((tmp_path / "state").glob("*.tmp"))
+    assert load_latest_state(tmp_path / "nothing-here") is None
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_state_and_resuming_ends_where_an_unbroken_run_ends(tmp_path):
+    unbroken = tmp_path / "unbroken"
+    args = tiny_config(tmp_path, unbroken, 40, "checkpoint_every=3", "average_last=3")
+    train(load_train_config(None, args), show_progress=False)
+
+    broken = tmp_path / "broken"
+    args = tiny_config(tmp_path, broken, 40, "checkpoint_every=3", "average_last=3")
+    cmd = [sys.executable, "-m", "asr", "train", *args, "--no-progress"]
+    process = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not state_files(broken) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM; training state saved in" in err and "Traceback" not in err
+    saved = load_latest_state(broken)
+    assert 0 < saved["step"] < 40
+
+    train(load_train_config(None, args), show_progress=False, resume=True)
+    assert "resumed from" in (broken / "train.log").read_text()
+    for name in ("last.pt", "averaged.pt", "best.pt"):
+        ours, theirs = weights(broken / name), weights(unbroken / name)
+        assert all(torch.equal(ours[k], theirs[k]) for k in theirs), name
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(tmp_path):
+    exp = tmp_path / "exp"
+    args = tiny_config(tmp_path, exp, 400, "checkpoint_every=5", "keep_checkpoints=2")
+    cmd = [sys.executable, "-m", "asr", "train", *args, "--no-progress", "--resume"]
+    rng = random.Random(0)
+    newest_before = []
+    for _ in range(5):
+        process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(3.0, 6.0))
+        process.kill()
+        process.wait()
+        for path in state_files(exp):  # whatever the moment, every state on disk loads
+            assert torch.load(path, map_location="cpu", weights_only=False)["step"] > 0
+        newest = state_files(exp)
+        newest_before.append(int(newest[0].stem.split("-")[1]) if newest else 0)
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (exp / "best.pt").is_file() and (exp / "last.pt").is_file()
+    # each run went on from the newest state the kill before it left behind
+    resumed = [int(s) for s in re.findall(r"resumed from \S+: step (\d+)", (exp / "train.log").read_text())]
+    assert resumed == [s for s in newest_before if s > 0]
+    assert resumed == sorted(resumed) and len(resumed) >= 3
+    assert load_latest_state(exp)["step"] >= 400  # one step per epoch: the whole run was done
+
+
+def test_nan_steps_are_skipped_and_too_many_stop_the_run(tmp_path, monkeypatch, caplog):
+    import asr.train as train_module
+
+    real = train_module.ctc_gradients
+    calls = {"n": 0}
+
+    def sometimes_nan(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return float("nan") if calls["n"] in (2, 3) else loss
+
+    monkeypatch.setattr(train_module, "ctc_gradients", sometimes_nan)
+    args = tiny_config(tmp_path, tmp_path / "exp", 6, "max_bad_steps=3", "average_last=0")
+    train(load_train_config(None, args), show_progress=False)
+    assert caplog.text.count("step skipped") == 2
+    assert load_latest_state(tmp_path / "exp")["step"] == 4  # 6 batches, 2 of them skipped
+
+    monkeypatch.setattr(train_module, "ctc_gradients", lambda *a, **k: float("nan"))
+    with pytest.raises(AsrError, match="3 steps in a row had a NaN/inf loss"):
+        train(load_train_config(None, tiny_config(tmp_path, tmp_path / "exp2", 6, "max_bad_steps=3")),
+              show_progress=False)
