@@ -1,10 +1,167 @@
-"""Training-time augmentation of features. Never applied to evaluation data."""
+"""Training-time augmentation: of waveforms (speed, volume, noise, reverberation) and of
+features (SpecAugment). Runs on the batch's device, draws from one seeded generator,
+and is never applied to evaluation data."""
 
 from __future__ import annotations
 
+import math
+import os
+from pathlib import Path
+
 import torch
 
-from asr.config import SpecAugmentConfig
+from asr.config import AugmentConfig, SpecAugmentConfig
+from asr.errors import AsrError
+
+NOISE_KINDS = ("white", "pink", "babble")
+
+
+class WaveAugment:
+    """Speed perturbation, then gain, then additive noise at a random SNR, then (optionally)
+    a simulated room response, each drawn per utterance."""
+
+    def __init__(self, config: AugmentConfig, sample_rate: int, generator: torch.Generator):
+        unknown = sorted(set(config.noise_kinds) - set(NOISE_KINDS))
+        if unknown:
+            raise AsrError(f"augment.noise_kinds: unknown kind(s) {', '.join(unknown)} "
+                           f"(choose from: {', '.join(NOISE_KINDS)})")
+        if len(config.snr_db) != 2 or config.snr_db[0] > config.snr_db[1]:
+            raise AsrError(f"augment.snr_db must be [low, high], got {list(config.snr_db)}")
+        if any(f <= 0 for f in config.speeds):
+            raise AsrError(f"augment.speeds must be positive, got {list(config.speeds)}")
+        self.config = config
+        self.rate = sample_rate
+        self.generator = generator
+        self.noises = load_noises(config.noise, sample_rate) if config.noise else []
+
+    @property
+    def active(self) -> bool:
+        c = self.config
+        return (set(c.speeds) - {1.0} != set()) or c.volume_db > 0 or c.noise_prob > 0 or c.reverb_prob > 0
+
+    def _rand(self, *shape) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.generator)
+
+    def __call__(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) zero-padded waveforms + (B,) lengths -> augmented ones (a new tensor)."""
+        c = self.config
+        if set(c.speeds) - {1.0}:
+            waves, lengths = self.speed(waves, lengths)
+        device, B = waves.device, waves.shape[0]
+        valid = torch.arange(waves.shape[1], device=device) < lengths[:, None]
+        if c.volume_db > 0:
+            gain_db = (self._rand(B) * 2 - 1) * c.volume_db
+            waves = waves * (10 ** (gain_db / 20)).to(device)[:, None]
+        if c.noise_prob > 0:
+            waves = self.add_noise(waves, lengths, valid)
+        if c.reverb_prob > 0:
+            waves = self.reverberate(waves, lengths)
+        return waves * valid, lengths
+
+    def speed(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from torchaudio.functional import speed
+
+        factors = self.config.speeds
+        choice = (self._rand(waves.shape[0]) * len(factors)).long().clamp(max=len(factors) - 1)
+        outputs, out_lengths = [None] * len(choice), torch.zeros_like(lengths)
+        for k, factor in enumerate(factors):
+            rows = (choice == k).nonzero().flatten().tolist()
+            if not rows:
+                continue
+            sub, sub_lengths = waves[rows], lengths[rows]
+            if factor != 1.0:
+                sub, sub_lengths = speed(sub, self.rate, factor, sub_lengths)
+            for row, wave, n in zip(rows, sub, sub_lengths.tolist()):
+                outputs[row], out_lengths[row] = wave[:n], n
+        padded = torch.zeros(len(outputs), int(out_lengths.max()), device=waves.device, dtype=waves.dtype)
+        for row, wave in enumerate(outputs):
+            padded[row, :len(wave)] = wave
+        return padded, out_lengths
+
+    def add_noise(self, waves: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        B, S = waves.shape
+        device = waves.device
+        chosen = (self._rand(B) < c.noise_prob).to(device)
+        if not chosen.any():
+            return waves
+        noise = self.noise_like(waves, lengths, valid)
+        low, high = c.snr_db
+        snr = (low + self._rand(B) * (high - low)).to(device)
+        signal_power = (waves ** 2 * valid).sum(1) / lengths.clamp(min=1)
+        noise_power = (noise ** 2 * valid).sum(1) / lengths.clamp(min=1)
+        scale = torch.sqrt(signal_power / (noise_power.clamp(min=1e-10) * 10 ** (snr / 10)))
+        return waves + noise * (scale * chosen)[:, None]
+
+    def noise_like(self, waves: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """One noise waveform per utterance: a random recording of ``noise``, else a generated kind."""
+        B, S = waves.shape
+        device = waves.device
+        if self.noises:
+            out = torch.zeros(B, S)
+            for b in range(B):
+                clip = self.noises[int(self._rand(1) * len(self.noises)) % len(self.noises)]
+                start = int(self._rand(1) * len(clip))
+                out[b] = clip.roll(-start).repeat(S // len(clip) + 1)[:S]
+            return out.to(device)
+        kinds = self.config.noise_kinds
+        kind = [kinds[int(k)] for k in (self._rand(B) * len(kinds)).long().clamp(max=len(kinds) - 1)]
+        white = torch.randn(B, S, generator=self.generator).to(device)
+        out = white.clone()
+        pink_rows = [b for b, k in enumerate(kind) if k == "pink"]
+        if pink_rows:
+            spectrum = torch.fft.rfft(white[pink_rows], dim=1)
+            f = torch.arange(spectrum.shape[1], device=device).clamp(min=1).float()
+            out[pink_rows] = torch.fft.irfft(spectrum / f.sqrt(), n=S, dim=1)  # power ~ 1/f
+        babble_rows = [b for b, k in enumerate(kind) if k == "babble"]
+        if babble_rows and B > 1:
+            voices = torch.zeros(B, S, device=device)
+            for shift in (1, 2, 3)[:B - 1]:  # other utterances of the batch, each looped to length
+                other = waves.roll(shift, dims=0)
+                other_len = lengths.roll(shift, dims=0).clamp(min=1)
+                index = torch.arange(S, device=device)[None, :] % other_len[:, None]
+                voices += other.gather(1, index)
+            out[babble_rows] = voices[babble_rows]
+        return out
+
+    def reverberate(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Convolve with an exponentially decaying noise tail (RT60 0.2-0.8 s), direct path first."""
+        from torchaudio.functional import fftconvolve
+
+        B, S = waves.shape
+        chosen = (self._rand(B) < self.config.reverb_prob).tolist()
+        rows = [b for b in range(B) if chosen[b]]
+        if not rows:
+            return waves
+        rt60 = 0.2 + self._rand(len(rows)) * 0.6
+        n = int(0.8 * self.rate)
+        t = torch.arange(n) / self.rate
+        rir = torch.randn(len(rows), n, generator=self.generator) * torch.exp(-6.9 * t[None, :] / rt60[:, None])
+        rir[:, 0] = 1.0
+        rir = (rir / rir.norm(dim=1, keepdim=True)).to(waves.device)
+        out = waves.clone()
+        valid = torch.arange(S, device=waves.device) < lengths[rows][:, None]
+        wet = fftconvolve(waves[rows], rir)[:, :S] * valid  # the tail past the end is cut
+        dry_power = (waves[rows] ** 2).sum(1, keepdim=True)
+        out[rows] = wet * torch.sqrt(dry_power / (wet ** 2).sum(1, keepdim=True).clamp(min=1e-10))
+        return out
+
+
+def load_noises(source: str, sample_rate: int, limit: int = 500) -> list[torch.Tensor]:
+    """Noise recordings from a folder (any audio files) or a JSON Lines manifest."""
+    from asr.audio import load_audio
+    from asr.data import read_manifest
+
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3"))
+    elif path.is_file():
+        files = [Path(u.audio_filepath) for u in read_manifest(path)]
+    else:
+        raise AsrError(f"{source}: augment.noise not found (give a folder of recordings or a manifest)")
+    if not files:
+        raise AsrError(f"{source}: no audio files for augment.noise")
+    return [torch.from_numpy(load_audio(os.fspath(f), sample_rate)) for f in files[:limit]]
 
 
 def spec_augment(x: torch.Tensor, lengths: torch.Tensor, config: SpecAugmentConfig,

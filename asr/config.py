@@ -70,6 +70,22 @@ class SpecAugmentConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    """Waveform augmentation of training batches (on the model's device), before SpecAugment.
+    Off by default: on FSDD, at the recipe's 16 epochs, it cost in-domain accuracy and did not
+    help held-out speakers (recipes/fsdd/RESULTS.md); e.g. speeds=[0.9,1.0,1.1] volume_db=6
+    noise_prob=0.5 turn it on."""
+
+    speeds: tuple[float, ...] = (1.0,)  # speed perturbation: one factor per utterance, e.g. [0.9, 1.0, 1.1]
+    volume_db: float = 0.0  # gain drawn from [-volume_db, +volume_db] dB per utterance (0: off)
+    noise_prob: float = 0.0  # share of utterances that get additive noise
+    snr_db: tuple[float, ...] = (10.0, 30.0)  # signal-to-noise ratio range, dB
+    noise: str = ""  # a folder of noise recordings or a manifest; empty: generated noise
+    noise_kinds: tuple[str, ...] = ("white", "pink", "babble")  # generated kinds (babble: other utterances)
+    reverb_prob: float = 0.0  # share of utterances convolved with a simulated room response
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     exp_dir: str = "exp/run"
     epochs: int = 20
@@ -94,6 +110,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 def from_dict(cls, values: dict, where: str = ""):

@@ -23,7 +23,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from asr.augment import spec_augment
+from asr.augment import WaveAugment, spec_augment
 from asr.checkpoint import Recognizer, pick_device, save_checkpoint
 from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
@@ -208,6 +208,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         optimizer, lambda s: lr_schedule(s, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio))
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     augment_rng = torch.Generator().manual_seed(config.seed)
+    wave_augment = WaveAugment(config.augment, rate, augment_rng)
 
     # Everything below is what a training state saves and restores.
     best = (math.inf, math.inf)
@@ -249,8 +250,11 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         for batch in bar:
             batch = batch.to(device)
             optimizer.zero_grad(set_to_none=True)
+            waves, wave_lengths = batch.waveforms, batch.wave_lengths
+            if wave_augment.active:
+                waves, wave_lengths = wave_augment(waves, wave_lengths)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                feats, frames = features(batch.waveforms, batch.wave_lengths)
+                feats, frames = features(waves, wave_lengths)
                 feats = spec_augment(feats, frames, config.specaugment, augment_rng)
                 loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
                                       pool, step_threads)

@@ -1,0 +1,92 @@
+import pytest
+import torch
+
+from asr.augment import WaveAugment, load_noises
+from asr.config import AugmentConfig
+from asr.errors import AsrError
+
+RATE = 8000
+
+
+def batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([8000, 6000, 3000])
+    waves = torch.randn(3, 8000, generator=g) * 0.1
+    waves *= torch.arange(8000) < lengths[:, None]
+    return waves, lengths
+
+
+def augment(config, seed=1):
+    return WaveAugment(config, RATE, torch.Generator().manual_seed(seed))
+
+
+def test_off_by_default_and_identity_when_off():
+    aug = augment(AugmentConfig())
+    assert not aug.active
+    waves, lengths = batch()
+    out, out_lengths = aug(waves, lengths)
+    assert torch.equal(out, waves) and torch.equal(out_lengths, lengths)
+
+
+def test_speed_changes_lengths_by_the_factor_and_seeds_reproduce():
+    waves, lengths = batch()
+    config = AugmentConfig(speeds=(0.9, 1.1))
+    out, out_lengths = augment(config)(waves, lengths)
+    for n, m in zip(lengths.tolist(), out_lengths.tolist()):
+        assert min(abs(m - n / 0.9), abs(m - n / 1.1)) <= 1
+    assert out.shape == (3, int(out_lengths.max()))
+    assert all(out[i, m:].abs().sum() == 0 for i, m in enumerate(out_lengths.tolist()))  # padding stays silent
+    again, again_lengths = augment(config)(waves, lengths)
+    assert torch.equal(again, out) and torch.equal(again_lengths, out_lengths)
+    other, _ = augment(config, seed=2)(waves, lengths)
+    assert not (other.shape == out.shape and torch.equal(other, out))
+
+
+def test_volume_scales_each_utterance_within_the_range():
+    waves, lengths = batch()
+    out, out_lengths = augment(AugmentConfig(volume_db=6.0))(waves, lengths)
+    assert torch.equal(out_lengths, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        ratio = out[i, :n] / waves[i, :n]
+        assert torch.allclose(ratio, ratio[0]) and 10 ** (-6 / 20) - 1e-6 <= ratio[0] <= 10 ** (6 / 20) + 1e-6
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "babble"])
+def test_noise_lands_at_the_drawn_snr_and_never_in_the_padding(kind):
+    waves, lengths = batch()
+    out, out_lengths = augment(AugmentConfig(noise_prob=1.0, snr_db=(10.0, 20.0), noise_kinds=(kind,)))(waves, lengths)
+    assert torch.equal(out_lengths, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        noise = out[i, :n] - waves[i, :n]
+        snr = 10 * torch.log10(waves[i, :n].pow(2).mean() / noise.pow(2).mean())
+        assert 10.0 - 1e-3 <= float(snr) <= 20.0 + 1e-3
+        assert out[i, n:].abs().sum() == 0
+
+
+def test_noise_from_recordings(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(tmp_path / "hum.wav", (0.3 * np.sin(np.arange(4000) * 0.2)).astype("float32"), RATE)
+    waves, lengths = batch()
+    config = AugmentConfig(noise_prob=1.0, snr_db=(5.0, 5.0), noise=str(tmp_path))
+    out, _ = augment(config)(waves, lengths)
+    noise = out[0, :8000] - waves[0, :8000]
+    assert float(10 * torch.log10(waves[0].pow(2).mean() / noise.pow(2).mean())) == pytest.approx(5.0, abs=1e-3)
+    with pytest.raises(AsrError, match="augment.noise not found"):
+        load_noises(str(tmp_path / "none"), RATE)
+
+
+def test_reverb_keeps_length_and_energy():
+    waves, lengths = batch()
+    out, out_lengths = augment(AugmentConfig(reverb_prob=1.0))(waves, lengths)
+    assert torch.equal(out_lengths, lengths) and not torch.equal(out, waves)
+    for i, n in enumerate(lengths.tolist()):
+        assert float(out[i, :n].pow(2).sum()) == pytest.approx(float(waves[i, :n].pow(2).sum()), rel=0.05)
+
+
+def test_bad_settings():
+    with pytest.raises(AsrError, match="unknown kind"):
+        augment(AugmentConfig(noise_kinds=("traffic",)))
+    with pytest.raises(AsrError, match="snr_db"):
+        augment(AugmentConfig(snr_db=(30.0, 10.0)))
