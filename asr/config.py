@@ -103,6 +103,8 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between resumable training states (0: at the end of each epoch only)
     keep_checkpoints: int = 3  # training states kept in exp_dir/state (the newest)
     max_bad_steps: int = 20  # a NaN/inf loss or gradient skips the step; this many in a row stop the run
+    early_stop_patience: int = 0  # stop after this many epochs without a better dev WER (0: never)
+    tensorboard: bool = True  # event files in exp_dir/tensorboard
     average_last: int = 5  # at the end, also try the mean weights of the last N epochs (0: off);
     #                        it becomes best.pt when its dev WER is no higher than the best epoch's
     features: FeatureConfig = field(default_factory=FeatureConfig)

@@ -33,6 +33,7 @@ from asr.evaluate import decode_loader
 from asr.features import FeatureExtractor
 from asr.metrics import score
 from asr.model import CTCModel
+from asr.monitor import Monitor
 from asr.text import Vocabulary
 from asr.train_state import (load_latest_state, restore_rng_states, rng_states, save_state, state_dir,
                              state_files)
@@ -228,6 +229,8 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 f"{batches_done} of its batches done", show_progress)
 
     start = time.monotonic() - elapsed_before
+    monitor = Monitor(exp_dir, config.tensorboard, state.get("history") if state else None, step)
+    since_best = state.get("since_best", 0) if state else 0
 
     def save(epoch: int, done: int) -> Path:
         return save_state(exp_dir, step, {
@@ -235,103 +238,115 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": rng_states(augment_rng), "best": best, "recent_weights": recent_weights,
             "epoch": epoch, "batches_done": done, "epoch_loss": epoch_loss, "epoch_audio": epoch_audio,
-            "elapsed": time.monotonic() - start}, config.keep_checkpoints)
+            "elapsed": time.monotonic() - start, "history": monitor.history, "since_best": since_best},
+            config.keep_checkpoints)
 
-    best_path = exp_dir / "best.pt"
-    out_of_time = False
-    epoch = first_epoch
-    for epoch in range(first_epoch, config.epochs + 1):
-        model.train()
-        train_loader.batch_sampler.set_epoch(epoch, skip=batches_done)
-        bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", dynamic_ncols=True, mininterval=1.0,
-                   leave=False, disable=None if show_progress else True)  # None: only on a terminal
-        epoch_start = time.monotonic()
-        audio_at_start = epoch_audio
-        for batch in bar:
-            batch = batch.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            waves, wave_lengths = batch.waveforms, batch.wave_lengths
-            if wave_augment.active:
-                waves, wave_lengths = wave_augment(waves, wave_lengths)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                feats, frames = features(waves, wave_lengths)
-                feats = spec_augment(feats, frames, config.specaugment, augment_rng)
-                loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
-                                      pool, step_threads)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-            batches_done += 1
-            if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
-                bad_steps += 1
+    try:
+        best_path = exp_dir / "best.pt"
+        out_of_time = False
+        epoch = first_epoch
+        for epoch in range(first_epoch, config.epochs + 1):
+            model.train()
+            train_loader.batch_sampler.set_epoch(epoch, skip=batches_done)
+            bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", dynamic_ncols=True, mininterval=1.0,
+                       leave=False, disable=None if show_progress else True)  # None: only on a terminal
+            epoch_start = time.monotonic()
+            audio_at_start = epoch_audio
+            for batch in bar:
+                batch = batch.to(device)
                 optimizer.zero_grad(set_to_none=True)
-                log.warning("epoch %d batch %d: %s loss or gradient, step skipped (%d in a row)", epoch,
-                            batches_done, "NaN/inf", bad_steps)
-                if bad_steps >= config.max_bad_steps:
-                    raise AsrError(f"{bad_steps} steps in a row had a NaN/inf loss or gradient; stopping "
-                                   f"(see {exp_dir / 'train.log'}; a lower optim.lr often helps)")
-            else:
-                bad_steps = 0
-                optimizer.step()
-                scheduler.step()
-                step += 1
-                audio_s = float(batch.wave_lengths.sum()) / rate
-                epoch_loss += loss * audio_s
-                epoch_audio += audio_s
+                waves, wave_lengths = batch.waveforms, batch.wave_lengths
+                if wave_augment.active:
+                    waves, wave_lengths = wave_augment(waves, wave_lengths)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    feats, frames = features(waves, wave_lengths)
+                    feats = spec_augment(feats, frames, config.specaugment, augment_rng)
+                    loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
+                                          pool, step_threads)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+                batches_done += 1
+                if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
+                    bad_steps += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    log.warning("epoch %d batch %d: %s loss or gradient, step skipped (%d in a row)", epoch,
+                                batches_done, "NaN/inf", bad_steps)
+                    if bad_steps >= config.max_bad_steps:
+                        raise AsrError(f"{bad_steps} steps in a row had a NaN/inf loss or gradient; stopping "
+                                       f"(see {exp_dir / 'train.log'}; a lower optim.lr often helps)")
+                else:
+                    bad_steps = 0
+                    optimizer.step()
+                    scheduler.step()
+                    step += 1
+                    audio_s = float(batch.wave_lengths.sum()) / rate
+                    epoch_loss += loss * audio_s
+                    epoch_audio += audio_s
+                speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
+                bar.set_postfix(loss=f"{loss:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
+                if step % config.log_every == 0 and bad_steps == 0:
+                    log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", epoch, step,
+                             loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
+                    monitor.step(step, loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
+                if signals.received is not None:
+                    bar.close()
+                    raise Interrupted(signals.received, save(epoch, batches_done))
+                if config.checkpoint_every and step % config.checkpoint_every == 0 and bad_steps == 0:
+                    save(epoch, batches_done)
+                if config.max_minutes and time.monotonic() - start > 60 * config.max_minutes:
+                    out_of_time = True
+                    break
+            bar.close()
+
             speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
-            bar.set_postfix(loss=f"{loss:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
-            if step % config.log_every == 0:
-                log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", epoch, step,
-                         loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
-            if signals.received is not None:
-                bar.close()
-                raise Interrupted(signals.received, save(epoch, batches_done))
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and bad_steps == 0:
-                save(epoch, batches_done)
-            if config.max_minutes and time.monotonic() - start > 60 * config.max_minutes:
-                out_of_time = True
+            if config.average_last > 1:
+                recent_weights = recent_weights[-(config.average_last - 1):] + [
+                    {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
+            summary, hypotheses = _validate(recognizer, dev_loader, dev_utts, use_amp, {"epoch": epoch, "step": step})
+            save_checkpoint(exp_dir / "last.pt", recognizer)
+            improved = (summary.wer, summary.cer) < best
+            since_best = 0 if summary.wer < best[0] else since_best + 1
+            if improved:
+                best = (summary.wer, summary.cer)
+                save_checkpoint(best_path, recognizer)
+            monitor.epoch(epoch, step, epoch_loss / max(epoch_audio, 1e-9), summary.wer, summary.cer,
+                          [(u.text, h) for u, h in zip(dev_utts[:4], hypotheses[:4])])
+            _report(f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, {speed:.0f} audio-s/s | "
+                    f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
+                    f"{(time.monotonic() - start) / 60:.1f} min", show_progress)
+            batches_done, epoch_loss, epoch_audio = 0, 0.0, 0.0
+            save(epoch + 1, 0)
+            if out_of_time:
+                log.info("stopped: max_minutes=%.1f reached", config.max_minutes)
                 break
-        bar.close()
+            if config.early_stop_patience and since_best >= config.early_stop_patience:
+                _report(f"early stop: no better dev WER for {since_best} epochs", show_progress)
+                break
 
-        speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
-        if config.average_last > 1:
-            recent_weights = recent_weights[-(config.average_last - 1):] + [
-                {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
-        summary = _validate(recognizer, dev_loader, dev_utts, use_amp, {"epoch": epoch, "step": step})
-        save_checkpoint(exp_dir / "last.pt", recognizer)
-        improved = (summary.wer, summary.cer) < best
-        if improved:
-            best = (summary.wer, summary.cer)
-            save_checkpoint(best_path, recognizer)
-        _report(f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, {speed:.0f} audio-s/s | "
-                f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
-                f"{(time.monotonic() - start) / 60:.1f} min", show_progress)
-        batches_done, epoch_loss, epoch_audio = 0, 0.0, 0.0
-        save(epoch + 1, 0)
-        if out_of_time:
-            log.info("stopped: max_minutes=%.1f reached", config.max_minutes)
-            break
-
-    if len(recent_weights) > 1:  # weight averaging (as icefall's --avg) smooths the last epochs' noise
-        model.load_state_dict({k: torch.stack([w[k].float() for w in recent_weights]).mean(0).to(v.dtype)
-                               for k, v in recent_weights[-1].items()})
-        summary = _validate(recognizer, dev_loader, dev_utts, use_amp,
-                            {"epoch": min(epoch, config.epochs), "step": step,
-                             "averaged_epochs": len(recent_weights)})
-        save_checkpoint(exp_dir / "averaged.pt", recognizer)
-        chosen = summary.wer <= best[0]  # on a WER tie the average wins: it generalizes better
-        if chosen:
-            save_checkpoint(best_path, recognizer)
-        _report(f"average of the last {len(recent_weights)} epochs: dev WER {summary.wer:.2f}% "
-                f"CER {summary.cer:.2f}%{' (best)' if chosen else ''}", show_progress)
+        if len(recent_weights) > 1:  # weight averaging (as icefall's --avg) smooths the last epochs' noise
+            model.load_state_dict({k: torch.stack([w[k].float() for w in recent_weights]).mean(0).to(v.dtype)
+                                   for k, v in recent_weights[-1].items()})
+            summary, _ = _validate(recognizer, dev_loader, dev_utts, use_amp,
+                                   {"epoch": min(epoch, config.epochs), "step": step,
+                                    "averaged_epochs": len(recent_weights)})
+            save_checkpoint(exp_dir / "averaged.pt", recognizer)
+            chosen = summary.wer <= best[0]  # on a WER tie the average wins: it generalizes better
+            if chosen:
+                save_checkpoint(best_path, recognizer)
+            _report(f"average of the last {len(recent_weights)} epochs: dev WER {summary.wer:.2f}% "
+                    f"CER {summary.cer:.2f}%{' (best)' if chosen else ''}", show_progress)
+    finally:
+        monitor.close()
+    monitor.plot()
     return best_path
 
 
 def _validate(recognizer: Recognizer, loader, utterances, amp: bool, info: dict):
-    """Greedy WER/CER on the dev set; records them in the recognizer's info."""
+    """Greedy WER/CER on the dev set (and the hypotheses); records them in the recognizer's info."""
     recognizer.model.eval()
     hypotheses = decode_loader(recognizer, loader, GreedyDecoder(recognizer.vocab), amp=amp)
     summary, _ = score([u.text for u in utterances], hypotheses)
     recognizer.info = {**info, "dev_wer": summary.wer, "dev_cer": summary.cer}
-    return summary
+    return summary, hypotheses
 
 
 def _report(message: str, show_progress: bool) -> None:

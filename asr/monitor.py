@@ -1,0 +1,80 @@
+"""What training is doing: TensorBoard events, and PNG plots of the curves at the end.
+
+    tensorboard --logdir exp/fsdd/tensorboard
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("asr.train")
+
+
+class Monitor:
+    """Per-step scalars (loss, learning rate, gradient norm, throughput) and per-epoch ones
+    (train loss, dev WER/CER, a few decoded dev utterances). ``history`` holds what the
+    plots need and travels in the training state, so a resumed run plots its whole past."""
+
+    def __init__(self, exp_dir: Path, tensorboard: bool = True, history: dict | None = None, step: int = 0):
+        self.exp_dir = Path(exp_dir)
+        self.history = history or {"steps": [], "epochs": []}
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # pragma: no cover - tensorboard is a dependency
+                log.warning("tensorboard is not installed: no event files (pip install tensorboard)")
+            else:
+                # purge_step: after a resume, events past the restored step are dropped
+                self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"), purge_step=step or None)
+
+    def step(self, step: int, loss: float, lr: float, grad_norm: float, audio_per_s: float) -> None:
+        self.history["steps"].append((step, loss, lr))
+        if self.writer:
+            self.writer.add_scalar("train/loss", loss, step)
+            self.writer.add_scalar("train/lr", lr, step)
+            self.writer.add_scalar("train/grad_norm", grad_norm, step)
+            self.writer.add_scalar("train/audio_seconds_per_second", audio_per_s, step)
+
+    def epoch(self, epoch: int, step: int, train_loss: float, dev_wer: float, dev_cer: float,
+              examples: list[tuple[str, str]]) -> None:
+        self.history["epochs"].append((epoch, train_loss, dev_wer, dev_cer))
+        if self.writer:
+            self.writer.add_scalar("epoch/train_loss", train_loss, step)
+            self.writer.add_scalar("dev/wer", dev_wer, step)
+            self.writer.add_scalar("dev/cer", dev_cer, step)
+            table = "\n".join(f"| {ref} | {hyp} |" for ref, hyp in examples)
+            self.writer.add_text("dev/examples", f"| reference | hypothesis |\n| --- | --- |\n{table}", step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+    def plot(self) -> Path | None:
+        """exp_dir/training.png: loss and learning rate by step, dev WER/CER by epoch."""
+        if not self.history["steps"]:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        steps, losses, lrs = zip(*self.history["steps"])
+        fig, (ax_loss, ax_lr, ax_wer) = plt.subplots(1, 3, figsize=(15, 4))
+        ax_loss.plot(steps, losses, linewidth=0.8)
+        ax_loss.set(xlabel="step", ylabel="CTC loss", yscale="log", title="training loss")
+        ax_lr.plot(steps, lrs)
+        ax_lr.set(xlabel="step", ylabel="learning rate", title="learning rate")
+        if self.history["epochs"]:
+            epochs, _, wers, cers = zip(*self.history["epochs"])
+            ax_wer.plot(epochs, wers, marker="o", label="WER")
+            ax_wer.plot(epochs, cers, marker="o", label="CER")
+            ax_wer.legend()
+        ax_wer.set(xlabel="epoch", ylabel="%", title="dev error rates")
+        fig.tight_layout()
+        path = self.exp_dir / "training.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
