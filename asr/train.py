@@ -88,6 +88,24 @@ def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, f
     return float(sum(loss * (n / batch) for loss, _, n in results))
 
 
+def chunked_features(features: FeatureExtractor, waves: torch.Tensor, lengths: torch.Tensor,
+                     pool: ThreadPoolExecutor | None = None, chunks: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features of a batch, computed as ``chunks`` row chunks in parallel threads (on the CPU,
+    where one thread each is all torch gets); the result equals one pass over the batch."""
+    if pool is None or chunks <= 1 or waves.shape[0] < 2:
+        return features(waves, lengths)
+    size = math.ceil(waves.shape[0] / chunks)
+
+    def chunk(start: int):
+        rows = slice(start, start + size)
+        return features(waves[rows, :int(lengths[rows].max())], lengths[rows])
+
+    parts = list(pool.map(chunk, range(0, waves.shape[0], size)))
+    frames = max(x.shape[1] for x, _ in parts)
+    feats = torch.cat([torch.nn.functional.pad(x, (0, 0, 0, frames - x.shape[1])) for x, _ in parts])
+    return feats, torch.cat([n for _, n in parts])
+
+
 def _setup_logging(exp_dir: Path) -> logging.Handler:
     handler = logging.FileHandler(exp_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
@@ -259,7 +277,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 if wave_augment.active:
                     waves, wave_lengths = wave_augment(waves, wave_lengths)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    feats, frames = features(waves, wave_lengths)
+                    feats, frames = chunked_features(features, waves, wave_lengths, pool, step_threads)
                     feats = spec_augment(feats, frames, config.specaugment, augment_rng)
                     loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
                                           pool, step_threads)

@@ -67,3 +67,23 @@ def test_chunked_threads_give_the_gradients_of_one_pass():
     assert loss_chunked == pytest.approx(loss_one, rel=1e-5)
     for a, b in zip(grads_one, (p.grad for p in model.parameters())):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_chunked_features_equal_one_pass():
+    import torch
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asr.config import FeatureConfig
+    from asr.features import FeatureExtractor
+    from asr.train import chunked_features
+
+    torch.manual_seed(0)
+    features = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=32))
+    lengths = torch.tensor([8000, 3000, 5000, 1200, 7999])
+    waves = torch.randn(5, 8000) * (torch.arange(8000) < lengths[:, None])
+    one, frames = features(waves, lengths)
+    with ThreadPoolExecutor(2) as pool:
+        chunked, chunked_frames = chunked_features(features, waves, lengths, pool, chunks=2)
+    assert torch.equal(frames, chunked_frames)
+    assert chunked.shape == one.shape and torch.allclose(chunked, one, atol=1e-5)
