@@ -144,8 +144,9 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, durations: list[float], batch_seconds: float, max_batch_size: int,
-                 shuffle: bool = True, seed: int = 0, sorted_epochs: int = 0):
+                 shuffle: bool = True, seed: int = 0, sorted_epochs: int = 0, rank: int = 0, world_size: int = 1):
         self.durations = durations
+        self.rank, self.world_size = rank, world_size
         self.batch_seconds = batch_seconds
         self.max_batch_size = max_batch_size
         self.shuffle = shuffle
@@ -177,6 +178,11 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             batches.append(current)
         if shuffle:
             rng.shuffle(batches)
+        if self.world_size > 1:
+            # Distributed: every process makes the same global batches and takes its share of
+            # each, so a step of N processes sees the batch one process would (length bucketing
+            # kept). A global batch too small to share is left out of the epoch.
+            batches = [b[self.rank::self.world_size] for b in batches if len(b) >= self.world_size]
         return batches
 
     def __iter__(self):
@@ -187,9 +193,11 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
 
 def make_loader(dataset: SpeechDataset, batch_seconds: float, max_batch_size: int, shuffle: bool,
-                seed: int = 0, num_workers: int = 0, pin_memory: bool = False, sorted_epochs: int = 0):
+                seed: int = 0, num_workers: int = 0, pin_memory: bool = False, sorted_epochs: int = 0,
+                rank: int = 0, world_size: int = 1):
     durations = [u.duration for u in dataset.utterances]
-    sampler = BucketBatchSampler(durations, batch_seconds, max_batch_size, shuffle, seed, sorted_epochs)
+    sampler = BucketBatchSampler(durations, batch_seconds, max_batch_size, shuffle, seed, sorted_epochs,
+                                 rank, world_size)
     return torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=num_workers,
         pin_memory=pin_memory, persistent_workers=num_workers > 0,

@@ -26,12 +26,18 @@ def _model_outputs(recognizer: Recognizer, loader, amp: bool):
 
 
 @torch.no_grad()
-def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = False) -> list[str]:
-    """Hypotheses in dataset order for every batch of ``loader``, decoded where the model ran."""
+def decode_indexed(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = False) -> dict[int, str]:
+    """{dataset index: hypothesis} for every batch of ``loader``, decoded where the model ran."""
     hypotheses: dict[int, str] = {}
     for indices, log_probs, lengths in _model_outputs(recognizer, loader, amp):
         for index, text in zip(indices, decoder.decode(log_probs, lengths)):
             hypotheses[index] = text
+    return hypotheses
+
+
+def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = False) -> list[str]:
+    """Hypotheses in dataset order for every batch of ``loader``."""
+    hypotheses = decode_indexed(recognizer, loader, decoder, amp)
     return [hypotheses[i] for i in range(len(hypotheses))]
 
 

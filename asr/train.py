@@ -29,7 +29,7 @@ from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
 from asr.decoding import GreedyDecoder
 from asr.errors import AsrError
-from asr.evaluate import decode_loader
+from asr.evaluate import decode_indexed
 from asr.features import FeatureExtractor
 from asr.metrics import score
 from asr.model import CTCModel
@@ -114,12 +114,78 @@ def _setup_logging(exp_dir: Path) -> logging.Handler:
     return handler
 
 
+class Distributed:
+    """This process's place in a torchrun job (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``), or a
+    single process. Rank 0 alone writes checkpoints, states, logs and TensorBoard events."""
+
+    def __init__(self, rank: int = 0, world_size: int = 1, device: torch.device | None = None):
+        self.rank, self.world_size, self.device = rank, world_size, device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_environment(cls, device_name: str = "auto") -> "Distributed":
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        import torch.distributed as td
+
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        cuda = torch.cuda.is_available() and device_name != "cpu"
+        device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
+        if not td.is_initialized():
+            td.init_process_group("nccl" if cuda else "gloo")
+        return cls(td.get_rank(), td.get_world_size(), device)
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.world_size <= 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def reduce_step(self, loss: float, size: int, audio_s: float, *flags: bool) -> tuple:
+        """The global batch's mean loss and audio seconds, and each flag set in any process."""
+        if self.world_size <= 1:
+            return (loss, audio_s, *flags)
+        import torch.distributed as td
+
+        sums = torch.tensor([loss * size, size, audio_s], dtype=torch.float64, device=self.device)
+        raised = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=self.device)
+        td.all_reduce(sums)
+        td.all_reduce(raised, op=td.ReduceOp.MAX)
+        return (float(sums[0] / sums[1]), float(sums[2]), *(bool(f) for f in raised.tolist()))
+
+    def merge(self, part: dict) -> dict:
+        """The union of every process's dict."""
+        if self.world_size <= 1:
+            return part
+        import torch.distributed as td
+
+        parts: list = [None] * self.world_size
+        td.all_gather_object(parts, part)
+        return {k: v for p in parts for k, v in p.items()}
+
+    def close(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as td
+
+            if td.is_initialized():
+                td.destroy_process_group()
+
+
 class Interrupted(AsrError):
     """SIGINT or SIGTERM arrived; the training state was saved first."""
 
-    def __init__(self, signum: int, path: Path):
+    def __init__(self, signum: int, path: Path | None):
         self.signum = signum
-        super().__init__(f"interrupted by {signal.Signals(signum).name}; training state saved in {path} "
+        saved = f"training state saved in {path}" if path else "rank 0 saved the training state"
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; {saved} "
                          "(asr train --resume goes on from there)")
 
 
@@ -152,33 +218,40 @@ def train(config: TrainConfig, show_progress: bool = True, resume: bool = False)
     if not config.data.train_manifest or not config.data.dev_manifest:
         raise AsrError("data.train_manifest and data.dev_manifest must both be set")
     exp_dir = Path(config.exp_dir)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-    handler = _setup_logging(exp_dir)
+    dist = Distributed.from_environment(config.device)
+    if dist.is_main:
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    handler = _setup_logging(exp_dir) if dist.is_main else None
     try:
-        return _train(config, exp_dir, show_progress, resume)
+        return _train(config, exp_dir, show_progress and dist.is_main, resume, dist)
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        dist.close()
+        if handler:
+            log.removeHandler(handler)
+            handler.close()
 
 
-def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool) -> Path:
+def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool, dist: "Distributed") -> Path:
     seed_everything(config.seed)
-    device = pick_device(config.device)
+    device = dist.device or pick_device(config.device)
     torch.set_flush_denormal(True)  # tiny weights/gradients late in training slow CPU math as denormals
-    step_threads = 1 if device.type == "cuda" else (config.step_threads or os.cpu_count() or 1)
+    # Under DDP the gradients are averaged by backward hooks, which chunked threads would bypass.
+    step_threads = 1 if device.type == "cuda" or dist.world_size > 1 else (
+        config.step_threads or os.cpu_count() or 1)
     threads_before = torch.get_num_threads()
     if config.threads > 0 or step_threads > 1:
         torch.set_num_threads(1 if step_threads > 1 else config.threads)
     try:
         with ThreadPoolExecutor(step_threads, thread_name_prefix="asr-step") as pool, _Signals() as signals:
-            return _train_loop(config, exp_dir, show_progress, device, pool, step_threads, resume, signals)
+            return _train_loop(config, exp_dir, show_progress, device, pool, step_threads, resume, signals, dist)
     finally:
         torch.set_num_threads(threads_before)
 
 
 def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device: torch.device,
-                pool: ThreadPoolExecutor, step_threads: int, resume: bool, signals: _Signals) -> Path:
+                pool: ThreadPoolExecutor, step_threads: int, resume: bool, signals: _Signals,
+                dist: "Distributed") -> Path:
     use_amp = config.amp and device.type == "cuda"
 
     train_utts = read_manifest(config.data.train_manifest)
@@ -191,7 +264,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         raise AsrError(f"{config.data.train_manifest}: no utterance is at most {config.data.max_duration} s long")
     vocab = Vocabulary.from_texts(u.text for u in kept)
     state = load_latest_state(exp_dir) if resume else None
-    if not resume:
+    if not resume and dist.is_main:
         for old in state_files(exp_dir):  # a fresh run: an older run's states must not pass for its own
             old.unlink()
     if resume and state is None:
@@ -209,12 +282,17 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
     pin = device.type == "cuda"
     train_loader = make_loader(train_set, config.data.batch_seconds, config.data.max_batch_size, shuffle=True,
                                seed=config.seed, num_workers=config.data.num_workers, pin_memory=pin,
-                               sorted_epochs=config.data.sorted_epochs)
+                               sorted_epochs=config.data.sorted_epochs, rank=dist.rank,
+                               world_size=dist.world_size)
     dev_loader = make_loader(dev_set, 2 * config.data.batch_seconds, 256, shuffle=False,
-                             num_workers=config.data.num_workers, pin_memory=pin)
+                             num_workers=config.data.num_workers, pin_memory=pin, rank=dist.rank,
+                             world_size=dist.world_size)
     log.info("train: %d utterances (%.2f h), dev: %d (%.2f h), vocabulary: %d symbols, device: %s",
              len(kept), total_hours(kept), len(dev_utts), total_hours(dev_utts), len(vocab), device)
     log.info("model: %s, %.2fM parameters", config.model, model.num_parameters() / 1e6)
+    if dist.world_size > 1:
+        log.info("distributed: %d processes (%s), a share of every global batch each", dist.world_size,
+                 torch.distributed.get_backend())
 
     if config.features.normalize == "global" and state is None:
         stats_loader = make_loader(train_set, config.data.batch_seconds, 256, shuffle=False,
@@ -226,6 +304,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_schedule(s, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio))
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
+    stepper = dist.wrap(model)  # the module forward and backward go through (DDP under torchrun)
     augment_rng = torch.Generator().manual_seed(config.seed)
     wave_augment = WaveAugment(config.augment, rate, augment_rng)
 
@@ -247,10 +326,12 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 f"{batches_done} of its batches done", show_progress)
 
     start = time.monotonic() - elapsed_before
-    monitor = Monitor(exp_dir, config.tensorboard, state.get("history") if state else None, step)
+    monitor = Monitor(exp_dir, config.tensorboard and dist.is_main, state.get("history") if state else None, step)
     since_best = state.get("since_best", 0) if state else 0
 
-    def save(epoch: int, done: int) -> Path:
+    def save(epoch: int, done: int) -> Path | None:
+        if not dist.is_main:
+            return None
         return save_state(exp_dir, step, {
             "vocab": vocab.symbols, "features": features.state_dict(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -279,10 +360,16 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                     feats, frames = chunked_features(features, waves, wave_lengths, pool, step_threads)
                     feats = spec_augment(feats, frames, config.specaugment, augment_rng)
-                    loss = ctc_gradients(model, ctc, feats, frames, batch.targets, batch.target_lengths,
+                    loss = ctc_gradients(stepper, ctc, feats, frames, batch.targets, batch.target_lengths,
                                           pool, step_threads)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
                 batches_done += 1
+                audio_s = float(batch.wave_lengths.sum()) / rate
+                interrupted = signals.received is not None
+                timed_out = bool(config.max_minutes and time.monotonic() - start > 60 * config.max_minutes)
+                # every process sees the global batch's loss and stops at the same step
+                loss, audio_s, interrupted, timed_out = dist.reduce_step(loss, len(batch.indices), audio_s,
+                                                                         interrupted, timed_out)
                 if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
                     bad_steps += 1
                     optimizer.zero_grad(set_to_none=True)
@@ -296,7 +383,6 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                     optimizer.step()
                     scheduler.step()
                     step += 1
-                    audio_s = float(batch.wave_lengths.sum()) / rate
                     epoch_loss += loss * audio_s
                     epoch_audio += audio_s
                 speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
@@ -305,12 +391,12 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                     log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", epoch, step,
                              loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
                     monitor.step(step, loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
-                if signals.received is not None:
+                if interrupted:
                     bar.close()
-                    raise Interrupted(signals.received, save(epoch, batches_done))
+                    raise Interrupted(signals.received or signal.SIGTERM, save(epoch, batches_done))
                 if config.checkpoint_every and step % config.checkpoint_every == 0 and bad_steps == 0:
                     save(epoch, batches_done)
-                if config.max_minutes and time.monotonic() - start > 60 * config.max_minutes:
+                if timed_out:
                     out_of_time = True
                     break
             bar.close()
@@ -319,13 +405,16 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
             if config.average_last > 1:
                 recent_weights = recent_weights[-(config.average_last - 1):] + [
                     {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
-            summary, hypotheses = _validate(recognizer, dev_loader, dev_utts, use_amp, {"epoch": epoch, "step": step})
-            save_checkpoint(exp_dir / "last.pt", recognizer)
+            summary, hypotheses = _validate(recognizer, dev_loader, dev_utts, use_amp,
+                                            {"epoch": epoch, "step": step}, dist)
+            if dist.is_main:
+                save_checkpoint(exp_dir / "last.pt", recognizer)
             improved = (summary.wer, summary.cer) < best
             since_best = 0 if summary.wer < best[0] else since_best + 1
             if improved:
                 best = (summary.wer, summary.cer)
-                save_checkpoint(best_path, recognizer)
+                if dist.is_main:
+                    save_checkpoint(best_path, recognizer)
             monitor.epoch(epoch, step, epoch_loss / max(epoch_audio, 1e-9), summary.wer, summary.cer,
                           [(u.text, h) for u, h in zip(dev_utts[:4], hypotheses[:4])])
             _report(f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, {speed:.0f} audio-s/s | "
@@ -345,23 +434,27 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                                    for k, v in recent_weights[-1].items()})
             summary, _ = _validate(recognizer, dev_loader, dev_utts, use_amp,
                                    {"epoch": min(epoch, config.epochs), "step": step,
-                                    "averaged_epochs": len(recent_weights)})
-            save_checkpoint(exp_dir / "averaged.pt", recognizer)
+                                    "averaged_epochs": len(recent_weights)}, dist)
             chosen = summary.wer <= best[0]  # on a WER tie the average wins: it generalizes better
-            if chosen:
-                save_checkpoint(best_path, recognizer)
+            if dist.is_main:
+                save_checkpoint(exp_dir / "averaged.pt", recognizer)
+                if chosen:
+                    save_checkpoint(best_path, recognizer)
             _report(f"average of the last {len(recent_weights)} epochs: dev WER {summary.wer:.2f}% "
                     f"CER {summary.cer:.2f}%{' (best)' if chosen else ''}", show_progress)
     finally:
         monitor.close()
-    monitor.plot()
+    if dist.is_main:
+        monitor.plot()
     return best_path
 
 
-def _validate(recognizer: Recognizer, loader, utterances, amp: bool, info: dict):
-    """Greedy WER/CER on the dev set (and the hypotheses); records them in the recognizer's info."""
+def _validate(recognizer: Recognizer, loader, utterances, amp: bool, info: dict, dist: "Distributed"):
+    """Greedy WER/CER on the dev set (and the hypotheses); records them in the recognizer's info.
+    Under torchrun each process decodes its share and all of them score the whole set."""
     recognizer.model.eval()
-    hypotheses = decode_loader(recognizer, loader, GreedyDecoder(recognizer.vocab), amp=amp)
+    found = dist.merge(decode_indexed(recognizer, loader, GreedyDecoder(recognizer.vocab), amp=amp))
+    hypotheses = [found[i] for i in range(len(utterances))]
     summary, _ = score([u.text for u in utterances], hypotheses)
     recognizer.info = {**info, "dev_wer": summary.wer, "dev_cer": summary.cer}
     return summary, hypotheses

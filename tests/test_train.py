@@ -70,9 +70,9 @@ def test_chunked_threads_give_the_gradients_of_one_pass():
 
 
 def test_chunked_features_equal_one_pass():
-    import torch
-
     from concurrent.futures import ThreadPoolExecutor
+
+    import torch
 
     from asr.config import FeatureConfig
     from asr.features import FeatureExtractor

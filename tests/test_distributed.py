@@ -1,0 +1,48 @@
+"""torchrun + DistributedDataParallel on the CPU (gloo): two processes sharing each global batch
+follow the loss trajectory of one process that takes the whole batch."""
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from test_resume import tiny_config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def step_losses(exp) -> list[float]:
+    return [float(x) for x in re.findall(r"step \d+ loss ([\d.]+)", (exp / "train.log").read_text())]
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = tmp_path / "one"
+    args = tiny_config(tmp_path, one, 8, "log_every=1", "step_threads=1", "tensorboard=false")
+    result = subprocess.run([sys.executable, "-m", "asr", "train", *args, "--no-progress"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+
+    two = tmp_path / "two"
+    args = tiny_config(tmp_path, two, 8, "log_every=1", "tensorboard=false")
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                             f"--master_port={free_port()}", "-m", "asr", "train", *args, "--no-progress"],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (two / "train.log").read_text()
+    assert "distributed: 2 processes (gloo)" in log
+    single, shared = step_losses(one), step_losses(two)
+    assert len(single) == len(shared) == 8  # one global batch per epoch
+    assert shared == pytest.approx(single, rel=2e-3, abs=2e-4)
+    # rank 0 alone wrote the files; both decoded their half of dev and scored all of it
+    assert (two / "best.pt").is_file() and len(list((two / "state").glob("step-*.pt"))) >= 1
+    dev = re.findall(r"dev WER ([\d.]+)%", log)
+    assert len(dev) >= 8
