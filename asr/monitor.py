@@ -56,7 +56,11 @@ class Monitor:
         """exp_dir/training.png: loss and learning rate by step, dev WER/CER by epoch."""
         if not self.history["steps"]:
             return None
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:  # pragma: no cover - matplotlib is a dependency
+            log.warning("matplotlib is not installed: no training.png (pip install matplotlib)")
+            return None
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt

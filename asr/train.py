@@ -57,7 +57,7 @@ def lr_schedule(step: int, warmup: int, total: int, final_ratio: float) -> float
 
 def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, frames: torch.Tensor,
                   targets: torch.Tensor, target_lengths: torch.Tensor, pool: ThreadPoolExecutor | None = None,
-                  chunks: int = 1) -> float:
+                  chunks: int = 1, scaler: torch.amp.GradScaler | None = None) -> float:
     """Forward + backward of one batch; sets ``.grad`` and returns the batch's mean CTC loss.
 
     With a thread pool, the batch (B, T, F) is cut into ``chunks`` chunks of rows,
@@ -70,7 +70,7 @@ def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, f
 
     if pool is None or chunks <= 1:
         loss = forward(feats, frames, targets, target_lengths)
-        loss.backward()
+        (scaler.scale(loss) if scaler else loss).backward()
         return loss.item()
     params = [p for p in model.parameters() if p.requires_grad]
     size = math.ceil(feats.shape[0] / chunks)
@@ -79,7 +79,7 @@ def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, f
         rows = slice(start, start + size)
         t_max = int(frames[rows].max())
         loss = forward(feats[rows, :t_max], frames[rows], targets[rows], target_lengths[rows])
-        return loss.detach(), torch.autograd.grad(loss, params), len(frames[rows])
+        return loss.detach(), torch.autograd.grad(scaler.scale(loss) if scaler else loss, params), len(frames[rows])
 
     results = list(pool.map(chunk_gradients, range(0, feats.shape[0], size)))
     batch = feats.shape[0]
@@ -305,6 +305,13 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         optimizer, lambda s: lr_schedule(s, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio))
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     stepper = dist.wrap(model)  # the module forward and backward go through (DDP under torchrun)
+    if config.compile:
+        stepper = torch.compile(stepper, dynamic=True)
+    if config.amp_dtype not in ("bfloat16", "float16"):
+        raise AsrError(f"amp_dtype must be bfloat16 or float16, got {config.amp_dtype!r}")
+    amp_dtype = getattr(torch, config.amp_dtype)
+    # float16 needs its gradients scaled; the scaler skips steps whose gradients overflowed
+    scaler = torch.amp.GradScaler(device.type) if use_amp and amp_dtype == torch.float16 else None
     augment_rng = torch.Generator().manual_seed(config.seed)
     wave_augment = WaveAugment(config.augment, rate, augment_rng)
 
@@ -319,6 +326,8 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rng_states(state["rng"], augment_rng)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         best, recent_weights = tuple(state["best"]), state["recent_weights"]
         step, first_epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
         epoch_loss, epoch_audio, elapsed_before = state["epoch_loss"], state["epoch_audio"], state["elapsed"]
@@ -335,6 +344,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         return save_state(exp_dir, step, {
             "vocab": vocab.symbols, "features": features.state_dict(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler else None,
             "rng": rng_states(augment_rng), "best": best, "recent_weights": recent_weights,
             "epoch": epoch, "batches_done": done, "epoch_loss": epoch_loss, "epoch_audio": epoch_audio,
             "elapsed": time.monotonic() - start, "history": monitor.history, "since_best": since_best},
@@ -357,11 +367,26 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 waves, wave_lengths = batch.waveforms, batch.wave_lengths
                 if wave_augment.active:
                     waves, wave_lengths = wave_augment(waves, wave_lengths)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    feats, frames = chunked_features(features, waves, wave_lengths, pool, step_threads)
-                    feats = spec_augment(feats, frames, config.specaugment, augment_rng)
-                    loss = ctc_gradients(stepper, ctc, feats, frames, batch.targets, batch.target_lengths,
-                                          pool, step_threads)
+                try:
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                        feats, frames = chunked_features(features, waves, wave_lengths, pool, step_threads)
+                        feats = spec_augment(feats, frames, config.specaugment, augment_rng)
+                        loss = ctc_gradients(stepper, ctc, feats, frames, batch.targets, batch.target_lengths,
+                                              pool, step_threads, scaler)
+                except torch.OutOfMemoryError:
+                    if dist.world_size > 1:
+                        raise  # the other processes wait for this one's gradients: no skipping
+                    optimizer.zero_grad(set_to_none=True)
+                    del waves, wave_lengths
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    batches_done += 1
+                    log.warning("epoch %d batch %d: out of memory with %d utterances (%.1f s of audio); "
+                                "batch skipped (a lower data.batch_seconds avoids this)", epoch, batches_done,
+                                len(batch.indices), float(batch.wave_lengths.sum()) / rate)
+                    continue
+                if scaler is not None:
+                    scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
                 batches_done += 1
                 audio_s = float(batch.wave_lengths.sum()) / rate
@@ -373,6 +398,8 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                 if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
                     bad_steps += 1
                     optimizer.zero_grad(set_to_none=True)
+                    if scaler is not None:
+                        scaler.update()  # overflow: a smaller scale next time
                     log.warning("epoch %d batch %d: %s loss or gradient, step skipped (%d in a row)", epoch,
                                 batches_done, "NaN/inf", bad_steps)
                     if bad_steps >= config.max_bad_steps:
@@ -380,7 +407,11 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                                        f"(see {exp_dir / 'train.log'}; a lower optim.lr often helps)")
                 else:
                     bad_steps = 0
-                    optimizer.step()
+                    if scaler is not None:
+                        scaler.step(optimizer)
+                        scaler.update()
+                    else:
+                        optimizer.step()
                     scheduler.step()
                     step += 1
                     epoch_loss += loss * audio_s

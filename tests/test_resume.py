@@ -130,3 +130,28 @@ def test_nan_steps_are_skipped_and_too_many_stop_the_run(tmp_path, monkeypatch, 
     with pytest.raises(AsrError, match="3 steps in a row had a NaN/inf loss"):
         train(load_train_config(None, tiny_config(tmp_path, tmp_path / "exp2", 6, "max_bad_steps=3")),
               show_progress=False)
+
+
+def test_out_of_memory_batch_is_skipped(tmp_path, monkeypatch, caplog):
+    import asr.train as train_module
+
+    real = train_module.ctc_gradients
+    calls = {"n": 0}
+
+    def sometimes_oom(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "ctc_gradients", sometimes_oom)
+    args = tiny_config(tmp_path, tmp_path / "exp", 4, "average_last=0")
+    train(load_train_config(None, args), show_progress=False)
+    assert "out of memory with 6 utterances" in caplog.text and "batch skipped" in caplog.text
+    assert load_latest_state(tmp_path / "exp")["step"] == 3  # 4 batches, one skipped
+
+
+def test_bad_amp_dtype(tmp_path):
+    args = tiny_config(tmp_path, tmp_path / "exp", 1, "amp_dtype=float8")
+    with pytest.raises(AsrError, match="amp_dtype must be bfloat16 or float16"):
+        train(load_train_config(None, args), show_progress=False)
