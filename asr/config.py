@@ -94,7 +94,6 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # autocast on CUDA; ignored on the CPU
     amp_dtype: str = "bfloat16"  # or "float16" (with a gradient scaler), for GPUs without bf16
-    compile: bool = False  # torch.compile the model for training (CUDA; the first steps compile)
     threads: int = 0  # torch intra-op threads on the CPU (0: torch's default; 1 when step_threads > 1)
     step_threads: int = 0  # CPU only: each batch is split into this many chunks whose forward and
     #                        backward run in parallel threads (0: one per core). Small RNN ops use

@@ -305,8 +305,6 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         optimizer, lambda s: lr_schedule(s, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio))
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     stepper = dist.wrap(model)  # the module forward and backward go through (DDP under torchrun)
-    if config.compile:
-        stepper = torch.compile(stepper, dynamic=True)
     if config.amp_dtype not in ("bfloat16", "float16"):
         raise AsrError(f"amp_dtype must be bfloat16 or float16, got {config.amp_dtype!r}")
     amp_dtype = getattr(torch, config.amp_dtype)
