@@ -17,6 +17,7 @@ The package is split one concept per module:
     checkpoint.py self-describing checkpoints
     train.py      the training loop
     train_state.py  resumable training states (atomic, newest loadable one wins)
+    distributed.py  this process's place in a torchrun job (DDP, reductions)
     monitor.py    TensorBoard events and the PNG plot of the training curves
     evaluate.py   scoring a manifest;  transcribe.py: files -> text
     cli.py        the `asr` command (the only place that parses argv)

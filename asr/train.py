@@ -27,6 +27,7 @@ from asr.augment import WaveAugment, spec_augment
 from asr.checkpoint import Recognizer, pick_device, save_checkpoint
 from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
+from asr.distributed import Distributed
 from asr.decoding import GreedyDecoder
 from asr.errors import AsrError
 from asr.evaluate import decode_indexed
@@ -114,71 +115,6 @@ def _setup_logging(exp_dir: Path) -> logging.Handler:
     return handler
 
 
-class Distributed:
-    """This process's place in a torchrun job (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``), or a
-    single process. Rank 0 alone writes checkpoints, states, logs and TensorBoard events."""
-
-    def __init__(self, rank: int = 0, world_size: int = 1, device: torch.device | None = None):
-        self.rank, self.world_size, self.device = rank, world_size, device
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_environment(cls, device_name: str = "auto") -> "Distributed":
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls()
-        import torch.distributed as td
-
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        cuda = torch.cuda.is_available() and device_name != "cpu"
-        device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
-        if cuda:
-            torch.cuda.set_device(device)
-        if not td.is_initialized():
-            td.init_process_group("nccl" if cuda else "gloo")
-        return cls(td.get_rank(), td.get_world_size(), device)
-
-    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
-        if self.world_size <= 1:
-            return model
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
-
-    def reduce_step(self, loss: float, size: int, audio_s: float, *flags: bool) -> tuple:
-        """The global batch's mean loss and audio seconds, and each flag set in any process."""
-        if self.world_size <= 1:
-            return (loss, audio_s, *flags)
-        import torch.distributed as td
-
-        sums = torch.tensor([loss * size, size, audio_s], dtype=torch.float64, device=self.device)
-        raised = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=self.device)
-        td.all_reduce(sums)
-        td.all_reduce(raised, op=td.ReduceOp.MAX)
-        return (float(sums[0] / sums[1]), float(sums[2]), *(bool(f) for f in raised.tolist()))
-
-    def merge(self, part: dict) -> dict:
-        """The union of every process's dict."""
-        if self.world_size <= 1:
-            return part
-        import torch.distributed as td
-
-        parts: list = [None] * self.world_size
-        td.all_gather_object(parts, part)
-        return {k: v for p in parts for k, v in p.items()}
-
-    def close(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as td
-
-            if td.is_initialized():
-                td.destroy_process_group()
-
-
 class Interrupted(AsrError):
     """SIGINT or SIGTERM arrived; the training state was saved first."""
 
@@ -232,7 +168,7 @@ def train(config: TrainConfig, show_progress: bool = True, resume: bool = False)
             handler.close()
 
 
-def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool, dist: "Distributed") -> Path:
+def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool, dist: Distributed) -> Path:
     seed_everything(config.seed)
     device = dist.device or pick_device(config.device)
     torch.set_flush_denormal(True)  # tiny weights/gradients late in training slow CPU math as denormals
@@ -251,7 +187,7 @@ def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool
 
 def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device: torch.device,
                 pool: ThreadPoolExecutor, step_threads: int, resume: bool, signals: _Signals,
-                dist: "Distributed") -> Path:
+                dist: Distributed) -> Path:
     use_amp = config.amp and device.type == "cuda"
 
     train_utts = read_manifest(config.data.train_manifest)
@@ -310,7 +246,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
     amp_dtype = getattr(torch, config.amp_dtype)
     # float16 needs its gradients scaled; the scaler skips steps whose gradients overflowed
     scaler = torch.amp.GradScaler(device.type) if use_amp and amp_dtype == torch.float16 else None
-    augment_rng = torch.Generator().manual_seed(config.seed)
+    augment_rng = torch.Generator().manual_seed(config.seed + dist.rank)  # each process its own draws
     wave_augment = WaveAugment(config.augment, rate, augment_rng)
 
     # Everything below is what a training state saves and restores.
@@ -478,7 +414,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
     return best_path
 
 
-def _validate(recognizer: Recognizer, loader, utterances, amp: bool, info: dict, dist: "Distributed"):
+def _validate(recognizer: Recognizer, loader, utterances, amp: bool, info: dict, dist: Distributed):
     """Greedy WER/CER on the dev set (and the hypotheses); records them in the recognizer's info.
     Under torchrun each process decodes its share and all of them score the whole set."""
     recognizer.model.eval()
