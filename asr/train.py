@@ -27,8 +27,8 @@ from asr.augment import WaveAugment, spec_augment
 from asr.checkpoint import Recognizer, pick_device, save_checkpoint
 from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
-from asr.distributed import Distributed
 from asr.decoding import GreedyDecoder
+from asr.distributed import Distributed
 from asr.errors import AsrError
 from asr.evaluate import decode_indexed
 from asr.features import FeatureExtractor
