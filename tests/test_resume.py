@@ -93,7 +93,13 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     for _ in range(6):
         before, logged = newest_step(), len(resumed_steps())
         process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(4.0, 9.0))
+        # once this run has saved a state of its own (however slow the machine), kill it at a
+        # random moment: states are written every few hundred milliseconds, so some kills land
+        # in the middle of a write
+        deadline = time.monotonic() + 180
+        while newest_step() <= before and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
         process.kill()
         process.wait()
         for path in state_files(exp):  # whatever the moment, every state on disk loads
@@ -101,7 +107,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
         if len(resumed_steps()) > logged:  # the run got as far as resuming: from the newest state
             assert resumed_steps()[-1] == before
         progress.append(newest_step())
-    assert progress == sorted(progress) and len(set(progress) - {0}) >= 3  # killed at different points
+    assert all(a < b for a, b in zip(progress, progress[1:])) and progress[0] > 0  # every run went on
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert (exp / "best.pt").is_file() and (exp / "last.pt").is_file()
