@@ -265,14 +265,14 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from asr.errors import AsrError
+    from asr.errors import AsrError, Interrupted
 
     try:
         return args.run(args)
+    except Interrupted as e:  # training stopped by SIGINT/SIGTERM after saving its state
+        print(f"asr: {e}", file=sys.stderr)
+        return 128 + e.signum
     except AsrError as e:
-        if hasattr(e, "signum"):  # training stopped by SIGINT/SIGTERM after saving its state
-            print(f"asr: {e}", file=sys.stderr)
-            return 128 + e.signum
         print(f"asr: error: {_one_line(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -130,15 +130,15 @@ class BeamSearchDecoder(_PerUtterance):
         self.symbols = list(vocab.symbols)
         self.space = vocab.symbols.index(" ") if " " in vocab.symbols else -1
 
-        self.lexicon = self.lexicon_prefixes = self.lexicon_next = None
+        self.lexicon = self.lexicon_next = None
         if lexicon is not None:
             words = set(lexicon) | {w for phrase in (hotwords or {}) for w in phrase.split()}
             check_spelling(vocab, words, "lexicon word")
             self.lexicon = words
-            self.lexicon_prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)}
-            # Labels that may follow each partial word (a space once it is a whole word).
+            # Labels that may follow each partial word (a space once it is a whole word); the
+            # search tries no other, so every partial word stays a prefix of a lexicon word.
             self.lexicon_next = {"": set()}
-            for prefix in self.lexicon_prefixes:
+            for prefix in _prefixes(words):
                 self.lexicon_next.setdefault(prefix[:-1], set()).add(vocab.symbols.index(prefix[-1]))
                 if prefix in words and self.space >= 0:
                     self.lexicon_next.setdefault(prefix, set()).add(self.space)
@@ -148,7 +148,7 @@ class BeamSearchDecoder(_PerUtterance):
         self.unk_score = self.unk_pending = 0.0
         if lm is not None and lexicon is None and getattr(lm, "words", None):
             self.lm_words = lm.words
-            self.lm_prefixes = {w[:i] for w in lm.words for i in range(1, len(w) + 1)}
+            self.lm_prefixes = _prefixes(lm.words)
             self.unk_score = self.unk_pending = unk_score
 
         # An upper bound on how much one label can raise a prefix's LM and bonus score;
@@ -278,8 +278,6 @@ class BeamSearchDecoder(_PerUtterance):
         _, committed, pending, state, partial, hot, banked = parent
         if ch != " ":
             partial += ch
-            if self.lexicon_prefixes is not None and partial not in self.lexicon_prefixes:
-                return None
             if self.lm_prefixes is not None:
                 pending = 0.0 if partial in self.lm_prefixes else self.unk_pending
             if hot is not None:
@@ -336,6 +334,11 @@ class BeamSearchDecoder(_PerUtterance):
         return [Hypothesis(text, score, acoustic) for text, (score, acoustic) in ranked]
 
 
+def _prefixes(words) -> set[str]:
+    """Every non-empty prefix of every word."""
+    return {w[:i] for w in words for i in range(1, len(w) + 1)}
+
+
 def _lae(a: float, b: float) -> float:
     """log(exp(a) + exp(b))."""
     if a < b:
@@ -349,15 +352,14 @@ def _add(beams: dict, key: str, is_blank: bool, p: float) -> None:
         beams[key] = [p, NEG] if is_blank else [NEG, p]
     else:
         i = 0 if is_blank else 1
-        q = entry[i]
-        entry[i] = (p + math.log1p(math.exp(q - p))) if p > q else (q + math.log1p(math.exp(p - q)))
+        entry[i] = _lae(entry[i], p)
 
 
 class FlashlightLexiconDecoder(_PerUtterance):
     """Lexicon-constrained beam search by torchaudio's flashlight decoder, which reads the LM
-    file with its own KenLM. Faster than our search with a lexicon at small beams and more
-    accurate at equal beam (``scripts/bench_decode.py``), so ``make_decoder`` uses it for a
-    lexicon without hotwords. ``lm_weight`` means the same as in ``BeamSearchDecoder``:
+    file with its own KenLM. More accurate than our search with a lexicon at equal beam and
+    about as fast at small beams (``scripts/bench_decode.py``), so ``make_decoder`` uses it
+    for a lexicon without hotwords. ``lm_weight`` means the same as in ``BeamSearchDecoder``:
     it multiplies natural-log LM probabilities."""
 
     def __init__(self, vocab: Vocabulary, lexicon: list[str], beam_size: int = 16, lm_path: str | None = None,

@@ -7,3 +7,16 @@ else is a bug and keeps its traceback.
 
 class AsrError(Exception):
     """A problem with the user's input (file, manifest, config, checkpoint)."""
+
+
+class Interrupted(AsrError):
+    """Training got SIGINT or SIGTERM and saved its state first; the exit code is 128 + signal."""
+
+    def __init__(self, signum: int, path=None):
+        import signal
+
+        self.signum = signum
+        saved = f"training state saved in {path}" if path else "rank 0 saved the training state"
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; {saved} "
+                         "(asr train --resume goes on from there)")
+

@@ -72,6 +72,7 @@ class NgramLM:
         return self.score(state, EOS)[0]
 
     def sentence_log10_prob(self, words: list[str]) -> float:
+        """log10 p(<s> words </s>), straight from the tables (no cache)."""
         state, total = (BOS,), 0.0
         for word in list(words) + [EOS]:
             total += self.log10_prob(state, word)
@@ -189,7 +190,6 @@ class KenLMModel:
             raise AsrError(f"{path}: damaged KenLM file ({str(e).strip().splitlines()[0][:160]})") from None
         self.order = self.model.order
         self.words = None  # KenLM does not list its vocabulary
-        self._cache: dict = {}
 
     def begin(self):
         state = self._kenlm.State()

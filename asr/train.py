@@ -29,7 +29,7 @@ from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
 from asr.decoding import GreedyDecoder
 from asr.distributed import Distributed
-from asr.errors import AsrError
+from asr.errors import AsrError, Interrupted
 from asr.evaluate import decode_indexed
 from asr.features import FeatureExtractor
 from asr.metrics import score
@@ -113,16 +113,6 @@ def _setup_logging(exp_dir: Path) -> logging.Handler:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     return handler
-
-
-class Interrupted(AsrError):
-    """SIGINT or SIGTERM arrived; the training state was saved first."""
-
-    def __init__(self, signum: int, path: Path | None):
-        self.signum = signum
-        saved = f"training state saved in {path}" if path else "rank 0 saved the training state"
-        super().__init__(f"interrupted by {signal.Signals(signum).name}; {saved} "
-                         "(asr train --resume goes on from there)")
 
 
 class _Signals:

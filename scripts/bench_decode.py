@@ -77,15 +77,10 @@ def synthetic(rng: np.random.Generator, n: int) -> tuple[list[np.ndarray], list[
 
 def real(model: str, manifest: str, n: int) -> tuple[list[np.ndarray], list[str]]:
     from asr.checkpoint import load_checkpoint
-    from asr.data import SpeechDataset, make_loader, read_manifest
-    from asr.evaluate import compute_log_probs
+    from asr.evaluate import manifest_log_probs
 
     recognizer = load_checkpoint(model)
-    utterances = read_manifest(manifest)
-    dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
-                            min_samples=recognizer.features.min_samples)
-    loader = make_loader(dataset, 200.0, max_batch_size=64, shuffle=False, num_workers=0)
-    outputs = compute_log_probs(recognizer, loader)
+    utterances, outputs = manifest_log_probs(recognizer, manifest, num_workers=0)
     columns = [ALPHABET.index(s) if s != BLANK else 0 for s in recognizer.vocab.symbols]
     arrays, texts, pieces, words, frames = [], [], [], [], 0
     for lp, utt in zip(outputs, utterances):
