@@ -1,0 +1,172 @@
+"""Downloads: resumed over HTTP Range, checksums refused before extraction, unsafe archives refused.
+
+A small HTTP server on 127.0.0.1 (inside the test) stands in for the corpus host."""
+
+import hashlib
+import http.server
+import io
+import socket
+import tarfile
+import threading
+import zipfile
+
+import pytest
+
+from asr.download import Archive, extract, fetch, fetch_and_extract
+from asr.errors import AsrError
+
+
+class _Files(http.server.BaseHTTPRequestHandler):
+    files: dict = {}
+    ranges: list = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        body = self.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start = 0
+        header = self.headers.get("Range")
+        self.ranges.append(header)
+        if header:
+            start = int(header.split("=")[1].split("-")[0])
+            if start >= len(body):
+                self.send_error(416)
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body) - start))
+        self.end_headers()
+        self.wfile.write(body[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
+    _Files.files, _Files.ranges = {}, []
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Files
+    httpd.shutdown()
+
+
+def _tar(members: dict[str, bytes], links: dict[str, tuple[str, bytes]] = {}) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, (target, kind) in links.items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_download_verifies_and_extracts(server, tmp_path):
+    url, files = server
+    body = _tar({"corpus/a.txt": b"hello", "corpus/sub/b.txt": b"world"})
+    files.files["/corpus.tar.gz"] = body
+    root = fetch_and_extract(Archive(url + "/corpus.tar.gz", sha256(body)), tmp_path)
+    assert (root / "corpus" / "a.txt").read_bytes() == b"hello"
+    assert (root / "corpus" / "sub" / "b.txt").read_bytes() == b"world"
+    assert (tmp_path / "corpus.tar.gz").read_bytes() == body and not list(tmp_path.glob("*.part"))
+    # done once: a second call neither downloads nor extracts again
+    (root / "corpus" / "a.txt").write_bytes(b"changed")
+    fetch_and_extract(Archive(url + "/corpus.tar.gz", sha256(body)), tmp_path)
+    assert (root / "corpus" / "a.txt").read_bytes() == b"changed" and len(files.ranges) == 1
+
+
+def test_interrupted_download_resumes_with_a_range_request(server, tmp_path):
+    url, files = server
+    body = bytes(range(256)) * 4000
+    files.files["/big.tar.gz"] = body
+    (tmp_path / "big.tar.gz.part").write_bytes(body[:300_000])  # what a killed download left
+    md5 = "md5:" + hashlib.md5(body).hexdigest()
+    path = fetch(Archive(url + "/big.tar.gz", md5), tmp_path)
+    assert files.ranges == ["bytes=300000-"]
+    assert path.read_bytes() == body
+    # a partial file that is already complete: the server answers 416, the file is verified
+    (tmp_path / "big.tar.gz").rename(tmp_path / "big2.tar.gz.part")
+    files.files["/big2.tar.gz"] = body
+    assert fetch(Archive(url + "/big2.tar.gz", md5), tmp_path).read_bytes() == body
+
+
+def test_checksum_mismatch_names_both_digests_and_extracts_nothing(server, tmp_path):
+    url, files = server
+    body = _tar({"corpus/a.txt": b"hello"})
+    files.files["/corpus.tar.gz"] = body
+    wrong = "sha256:" + "0" * 64
+    with pytest.raises(AsrError) as err:
+        fetch_and_extract(Archive(url + "/corpus.tar.gz", wrong), tmp_path)
+    message = str(err.value)
+    assert "corpus.tar.gz" in message and "0" * 64 in message and hashlib.sha256(body).hexdigest() in message
+    assert "\n" not in message
+    assert not (tmp_path / "corpus").exists() and not (tmp_path / "corpus.tar.gz").exists()
+    assert (tmp_path / "corpus.tar.gz.bad").is_file()  # kept for inspection, never used
+
+
+def test_no_network_is_a_clear_message(tmp_path):
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(AsrError, match=r"cannot download .*no network\? .*--data-dir"):
+        fetch(Archive(f"http://127.0.0.1:{port}/corpus.tar.gz", ""), tmp_path)
+
+
+def test_missing_file_on_the_server_is_a_clear_message(server, tmp_path):
+    url, _ = server
+    with pytest.raises(AsrError, match=r"/nothing.tar.gz: download failed \(HTTP 404"):
+        fetch(Archive(url + "/nothing.tar.gz", ""), tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("members,links,why", [
+    ({"../escaped.txt": b"x"}, {}, "'..' component"),
+    ({"corpus/../../escaped.txt": b"x"}, {}, "'..' component"),
+    ({"/tmp/absolute.txt": b"x"}, {}, "absolute path"),
+    ({}, {"corpus/link": ("../../outside", tarfile.SYMTYPE)}, "link that points outside"),
+    ({}, {"corpus/link": ("/etc/passwd", tarfile.SYMTYPE)}, "link that points outside"),
+    ({}, {"corpus/hard": ("../outside", tarfile.LNKTYPE)}, "link that points outside"),
+])
+def test_unsafe_tar_members_are_refused_before_anything_is_written(tmp_path, members, links, why):
+    archive = tmp_path / "evil.tar.gz"
+    archive.write_bytes(_tar({"corpus/fine.txt": b"ok", **members}, links))
+    target = tmp_path / "out"
+    with pytest.raises(AsrError, match=why):
+        extract(archive, target)
+    assert not (target / "corpus").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_links_inside_the_target_are_allowed(tmp_path):
+    archive = tmp_path / "ok.tar.gz"
+    archive.write_bytes(_tar({"corpus/a.txt": b"ok"}, {"corpus/link": ("a.txt", tarfile.SYMTYPE)}))
+    root = extract(archive, tmp_path / "out")
+    assert (root / "corpus" / "link").read_bytes() == b"ok"
+
+
+def test_unsafe_zip_members_are_refused(tmp_path):
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("corpus/fine.txt", b"ok")
+        z.writestr("../escaped.txt", b"x")
+    with pytest.raises(AsrError, match="'..' component"):
+        extract(archive, tmp_path / "out")
+    assert not (tmp_path / "out" / "corpus").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_a_damaged_archive_is_a_one_line_error(tmp_path):
+    archive = tmp_path / "broken.tar.gz"
+    archive.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(AsrError, match="broken.tar.gz: not a readable tar or zip archive"):
+        extract(archive, tmp_path / "out")
