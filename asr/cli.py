@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 TRAIN_EXAMPLE = """example:
   asr train --config recipes/fsdd/conf.yaml exp_dir=exp/fsdd data.train_manifest=data/train.jsonl \\
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", type=int, default=3, help="n-gram order (default: 3)")
     p.add_argument("--out", required=True, help="ARPA file to write")
     p.add_argument("--binary", help="also write a KenLM binary here (needs KenLM's build_binary on PATH)")
+    p.add_argument("--lexicon", help="also write the LM's words here, one per line (a lexicon for the decoder)")
     p.set_defaults(run=cmd_lm_build)
 
     p = sub.add_parser("tune-decoder", help="search LM weight / word score / beam on a dev set",
@@ -200,6 +202,10 @@ def cmd_lm_build(args) -> int:
     counts = ", ".join(f"{n}-grams {sum(1 for g in lm.log10_probs if len(g) == n)}"
                        for n in range(1, lm.order + 1))
     print(f"wrote {args.out}: order {lm.order}, {len(lm.words)} words, {counts}")
+    if args.lexicon:
+        words = sorted(w for w in lm.words if w not in ("<s>", "</s>", "<unk>"))
+        Path(args.lexicon).write_text("".join(w + "\n" for w in words), encoding="utf-8")
+        print(f"wrote {args.lexicon}: {len(words)} words")
     if args.binary:
         subprocess.run(["build_binary", args.out, args.binary], check=True, capture_output=True)
         print(f"wrote {args.binary}")

@@ -52,3 +52,17 @@ def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
         f"exp_dir={tmp / 'exp'}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}"])
     best = train(config, show_progress=False)
     return best, manifest
+
+
+def load_recipe(name: str):
+    """recipes/<name>/prepare.py as module ``prepare_<name>`` (every recipe has a prepare.py)."""
+    import importlib.util
+    import sys
+
+    module_name = f"prepare_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(module_name, REPO / "recipes" / name / "prepare.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]

@@ -16,20 +16,17 @@ and the connected utterances' audio under wav/.
 
 from __future__ import annotations
 
-import argparse
 import random
 import re
-import shutil
-import sys
-import urllib.request
-import zipfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from asr.audio import audio_duration, load_audio, write_audio
+from asr.corpus import recipe_main
 from asr.data import write_manifest
+from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
 
 ARCHIVE_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
@@ -40,33 +37,13 @@ TEST_TAKES, DEV_TAKES = range(0, 5), range(5, 7)
 
 
 def download(download_dir: Path, url: str = ARCHIVE_URL) -> Path:
-    """Fetch and unpack the public archive; returns its recordings/ folder."""
+    """Fetch and unpack the public archive (once); returns its recordings/ folder. The archive
+    is a branch snapshot, so no fixed checksum is published for it."""
     recordings = download_dir / "free-spoken-digit-dataset-master" / "recordings"
-    if recordings.is_dir() and any(recordings.glob("*.wav")):
-        return recordings
-    download_dir.mkdir(parents=True, exist_ok=True)
-    archive = download_dir / "fsdd-master.zip"
-    if not archive.is_file():
-        print(f"downloading {url}", file=sys.stderr)
-        partial = archive.with_suffix(".zip.part")
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
-                shutil.copyfileobj(response, f)
-        except OSError as e:
-            raise AsrError(f"cannot download FSDD ({e}); without network, pass --data-dir with a local "
-                           "copy of its recordings/ folder") from None
-        partial.replace(archive)
-    try:
-        with zipfile.ZipFile(archive) as z:
-            for member in z.namelist():
-                target = (download_dir / member).resolve()
-                if not target.is_relative_to(download_dir.resolve()):
-                    raise AsrError(f"{archive}: refusing archive member outside the target folder: {member}")
-            z.extractall(download_dir)
-    except zipfile.BadZipFile:
-        raise AsrError(f"{archive}: not a valid zip archive (delete it to download again)") from None
+    if not (recordings.is_dir() and any(recordings.glob("*.wav"))):
+        fetch_and_extract(Archive(url, ""), download_dir)
     if not recordings.is_dir():
-        raise AsrError(f"{archive}: has no free-spoken-digit-dataset-master/recordings/ folder")
+        raise AsrError(f"{download_dir}: the archive has no free-spoken-digit-dataset-master/recordings/ folder")
     return recordings
 
 
@@ -172,25 +149,19 @@ def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", help="local FSDD recordings/ folder (default: download the archive)")
-    parser.add_argument("--download-dir", default="downloads/fsdd", help="where the archive goes")
-    parser.add_argument("--out-dir", required=True, help="where manifests and generated audio go")
-    parser.add_argument("--heldout-speakers", default="", help="comma-separated speakers kept out of training")
-    parser.add_argument("--connected-train", type=int, default=1000, help="connected-digit training utterances")
-    parser.add_argument("--connected-dev", type=int, default=100)
-    parser.add_argument("--connected-test", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    try:
-        data_dir = Path(args.data_dir) if args.data_dir else download(Path(args.download_dir))
+    def options(p) -> None:
+        p.add_argument("--heldout-speakers", default="", help="comma-separated speakers kept out of training")
+        p.add_argument("--connected-train", type=int, default=1000, help="connected-digit training utterances")
+        p.add_argument("--connected-dev", type=int, default=100)
+        p.add_argument("--connected-test", type=int, default=300)
+        p.add_argument("--seed", type=int, default=7)
+
+    def prep(data_dir: Path, out_dir: Path, args) -> None:
         heldout = {s.strip() for s in args.heldout_speakers.split(",") if s.strip()}
         counts = {"train": args.connected_train, "dev": args.connected_dev, "test": args.connected_test}
-        prepare(data_dir, Path(args.out_dir), heldout, counts, args.seed)
-    except AsrError as e:
-        print(f"prepare.py: error: {e}", file=sys.stderr)
-        return 1
-    return 0
+        prepare(data_dir, out_dir, heldout, counts, args.seed)
+
+    return recipe_main(__doc__, prep, lambda download_dir, args: download(download_dir), options, argv)
 
 
 if __name__ == "__main__":
