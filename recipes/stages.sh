@@ -1,8 +1,8 @@
 # Stages every recipe shares, sourced by recipes/<corpus>/run.sh (bash).
 #
-# A recipe sets its defaults (exp_dir, config, lexicon=0|1, lm_order, tune grids), defines
+# A recipe sets its defaults (exp_dir, config, lexicon=0|1, lm_order, tune grids), may define
 # recipe_option (its own flags; sets `taken` to the number of words it used) and
-# recipe_usage, calls parse_options "$@", runs its own stages 0 (data) and 1 (prepare
+# recipe_usage (default: its leading comment), calls parse_options "$@", runs its own stages 0 (data) and 1 (prepare
 # manifests into $data: train.jsonl, dev.jsonl, test-*.jsonl, optionally lm.txt), then
 # calls library_stages for the rest (corpus_stages runs 0 and 1 for a prepare.py built on
 # asr.corpus.recipe_main):
@@ -24,6 +24,10 @@ lexicon=${lexicon:-0}
 lm_order=${lm_order:-3}
 lm_weights=${lm_weights:-0,0.25,0.5,1,2}
 word_scores=${word_scores:--1,0,1,2}
+
+# The recipe's leading comment block; a recipe with options of its own adds a line about them.
+header_usage() { sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+declare -F recipe_usage > /dev/null || recipe_usage() { header_usage; }
 
 common_usage() {
   echo "common options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --config FILE --lm-text FILE [-- KEY=VALUE ...]"

@@ -27,6 +27,9 @@ def test_lm_build_writes_an_arpa_file(lm_files, capsys):
     result = run_asr("lm", "build", "--text", arpa.parent / "missing.txt", "--out", arpa.parent / "x.arpa",
                      check=False)
     assert_one_line_error(result, "missing.txt", "not found")
+    assert main(["lm", "build", "--text", str(arpa.parent / "text.txt"), "--out", str(arpa.parent / "z.arpa"),
+                 "--lexicon", str(arpa.parent / "words.txt")]) == 0
+    assert (arpa.parent / "words.txt").read_text() == "eight\none\nsix\nthree\ntwo\nzero\n"  # sorted, no <s> </s> <unk>
     import shutil
 
     if not shutil.which("build_binary"):

@@ -14,7 +14,7 @@ config=$here/conf.yaml
 lexicon=0
 lm_order=3
 extra=()
-recipe_usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --train-from train|validated"; }
+recipe_usage() { header_usage; echo "options: --train-from train|validated"; }
 recipe_option() {
   case "$1" in
   --train-from) extra+=(--train-from "$2"); taken=2 ;;

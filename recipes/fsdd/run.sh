@@ -21,7 +21,7 @@ config=$here/conf.yaml
 heldout=""
 connected=1000,100,300
 lexicon=1  # ten digit words
-recipe_usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST"; }
+recipe_usage() { header_usage; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST"; }
 recipe_option() {
   case "$1" in
     --heldout-speakers) heldout=$2; taken=2 ;;

@@ -17,7 +17,7 @@ train=train-clean-100,train-clean-360,train-other-500
 dev=dev-clean
 test=test-clean,test-other,dev-clean,dev-other
 lm_order=4
-recipe_usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --train PARTS --dev PARTS --test PARTS (comma-separated)"; }
+recipe_usage() { header_usage; echo "options: --train PARTS --dev PARTS --test PARTS (comma-separated)"; }
 recipe_option() {
   case "$1" in
     --train) train=$2; taken=2 ;;

@@ -13,13 +13,7 @@ exp_dir=exp/ljspeech
 config=$here/conf.yaml
 lexicon=0
 lm_order=3
-extra=()
-recipe_usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
-recipe_option() {
-  case "$1" in
-  esac
-}
 source "$here/../stages.sh"
 parse_options "$@"
-corpus_stages "$here/prepare.py" ${extra[@]+"${extra[@]}"}
+corpus_stages "$here/prepare.py"
 library_stages "LJSpeech"

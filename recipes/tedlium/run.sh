@@ -14,7 +14,7 @@ config=$here/conf.yaml
 lexicon=0
 lm_order=4
 extra=()
-recipe_usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; echo "options: --legacy-train (train on legacy/train, 207 h)"; }
+recipe_usage() { header_usage; echo "options: --legacy-train (train on legacy/train, 207 h)"; }
 recipe_option() {
   case "$1" in
   --legacy-train) extra+=(--legacy-train); taken=1 ;;

@@ -13,13 +13,7 @@ exp_dir=exp/yesno
 config=$here/conf.yaml
 lexicon=1  # a closed vocabulary: the decoder only writes training words
 lm_order=2
-extra=()
-recipe_usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
-recipe_option() {
-  case "$1" in
-  esac
-}
 source "$here/../stages.sh"
 parse_options "$@"
-corpus_stages "$here/prepare.py" ${extra[@]+"${extra[@]}"}
+corpus_stages "$here/prepare.py"
 library_stages "YESNO"
