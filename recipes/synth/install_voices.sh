@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Debian packages for recipes/synth: espeak-ng, MBROLA voices us1/us2/us3/en1, flite,
+# SVOX pico and the King James Bible text. MBROLA voices and pico are in Debian's
+# contrib and non-free components, which this enables (bookworm or later; run as root).
+set -euo pipefail
+if [ -f /etc/apt/sources.list.d/debian.sources ] && ! grep -qs "non-free" /etc/apt/sources.list.d/*.sources /etc/apt/sources.list; then
+  suites=$(sed -n 's/^Suites: *//p' /etc/apt/sources.list.d/debian.sources | head -1)
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: contrib non-free\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    "$suites" > /etc/apt/sources.list.d/asr-contrib-non-free.sources
+fi
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite libttspico-utils \
+  mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 bible-kjv > /dev/null
+echo "speech engines installed: $(command -v espeak-ng flite pico2wave | tr '\n' ' ')"

@@ -1,0 +1,199 @@
+"""An offline multi-voice English sentence corpus, synthesized from public-domain text.
+
+Sentences come from the King James Bible (Debian's ``bible-kjv``: verses cut at
+sentence and clause punctuation, 4-14 words kept) or from ``--text FILE`` (one
+sentence per line). They are spoken by the offline engines installed by
+``install_voices.sh``: espeak-ng with its voice variants, espeak-ng driving the
+MBROLA voices us1/us2/us3/en1, flite (kal, kal16, awb, rms, slt) and SVOX pico
+(en-US, en-GB); speaking rate and pitch vary per utterance (seeded).
+
+The split holds out whole voices AND whole sentences: dev and test sentences
+never occur in training (nor in the LM text), and the test voices are never heard
+in training or dev, so ``test-heldout`` measures generalization to unseen speakers
+and text. ``test-seen`` has the same held-out sentences read by training voices.
+
+Writes into OUT_DIR: train.jsonl, dev.jsonl, test-heldout.jsonl, test-seen.jsonl,
+lm.txt (all training-side sentences, for the LM) and the audio under wav/.
+Preparation resumes: every utterance's file is written atomically under a name
+fixed by the seed, and one that exists is not synthesized again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.audio import audio_duration, load_audio, write_audio
+from asr.data import write_manifest
+from asr.errors import AsrError
+from asr.text import normalize_text
+
+SAMPLE_RATE = 16000  # Hz, of the written corpus
+MIN_WORDS, MAX_WORDS = 4, 14
+SECONDS_PER_WORD = 0.3  # measured over the voices at rate 1: turns --hours into a number of utterances
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str  # unique, used in file names and manifests
+    engine: str  # espeak | flite | pico
+    id: str  # the engine's voice name
+
+
+def _espeak(*ids: str) -> list[Voice]:
+    return [Voice(f"espeak-{i.replace('+', '-')}", "espeak", i) for i in ids]
+
+
+TRAIN_VOICES = (
+    _espeak("en-us", "en-us+f2", "en-us+f4", "en-gb", "en-gb-scotland", "en-029+m2", "en-gb-x-rp+f1",
+            "mb-us1", "mb-us2", "mb-en1")
+    + [Voice(f"flite-{v}", "flite", v) for v in ("kal16", "slt", "awb")]
+    + [Voice("pico-en-US", "pico", "en-US")]
+)
+DEV_VOICES = _espeak("en-gb+m4") + [Voice("flite-kal", "flite", "kal")]
+TEST_VOICES = _espeak("en-us+m3", "mb-us3") + [Voice("flite-rms", "flite", "rms"), Voice("pico-en-GB", "pico", "en-GB")]
+ALL_VOICES = {v.name: v for v in TRAIN_VOICES + DEV_VOICES + TEST_VOICES}
+
+
+def kjv_sentences() -> list[str]:
+    """The KJV's verses cut into sentences, through Debian's ``bible`` program."""
+    if shutil.which("bible") is None:
+        raise AsrError("the 'bible' program is missing: run recipes/synth/install_voices.sh, or pass --text FILE")
+    out = subprocess.run(["bible", "-f", "Gen1:1-Rev22:21"], capture_output=True, text=True, check=False)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise AsrError(f"bible: cannot read the KJV text ({out.stderr.strip() or 'no output'})")
+    verses = [line.split(" ", 1)[1] for line in out.stdout.splitlines() if " " in line]
+    return sentences_from(verses)
+
+
+def sentences_from(lines: list[str]) -> list[str]:
+    """Cut lines at sentence/clause punctuation; keep normalized pieces of 4-14 plain words, once each."""
+    seen, kept = set(), []
+    for line in lines:
+        for piece in re.split(r"[.;:?!]", line):
+            text = normalize_text(piece)
+            if MIN_WORDS <= len(text.split()) <= MAX_WORDS and re.fullmatch(r"[a-z' ]+", text) and text not in seen:
+                seen.add(text)
+                kept.append(text)
+    return kept
+
+
+def check_engines(voices) -> None:
+    programs = {"espeak": "espeak-ng", "flite": "flite", "pico": "pico2wave"}
+    missing = sorted({programs[v.engine] for v in voices if shutil.which(programs[v.engine]) is None})
+    if missing:
+        raise AsrError(f"speech engine(s) not installed: {', '.join(missing)} (run recipes/synth/install_voices.sh)")
+
+
+def synth_command(voice: Voice, text: str, wav: Path, rate: float, pitch: int) -> list[str]:
+    """The engine's command line; ``rate`` scales the speaking rate (1 = the voice's default)."""
+    if voice.engine == "espeak":
+        return ["espeak-ng", "-v", voice.id, "-s", str(round(170 * rate)), "-p", str(pitch), "-w", str(wav), text]
+    if voice.engine == "flite":
+        return ["flite", "-voice", voice.id, "--setf", f"duration_stretch={1 / rate:.3f}", "-t", text, "-o", str(wav)]
+    return ["pico2wave", "-l", voice.id, "-w", str(wav), text]  # pico has no rate or pitch control
+
+
+def synthesize(voice: Voice, text: str, out: Path, rate: float, pitch: int) -> float:
+    """Speak ``text`` into ``out`` (16 kHz, 16-bit), atomically; returns the duration in seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        run = subprocess.run(synth_command(voice, text, raw, rate, pitch), capture_output=True, text=True)
+        if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
+            raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
+        audio = load_audio(raw, SAMPLE_RATE)
+        partial = Path(tmp) / "out.wav"
+        write_audio(partial, audio, SAMPLE_RATE)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(partial, out.with_suffix(".tmp"))
+        os.replace(out.with_suffix(".tmp"), out)
+    return len(audio) / SAMPLE_RATE
+
+
+def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int) -> tuple[dict, list[str]]:
+    """Which voice says which sentence, how fast and how high: {split: [(name, voice, text, rate, pitch)]},
+    and the training-side sentences (the LM's text)."""
+    rng = random.Random(seed)
+    order = sorted(sentences)
+    rng.shuffle(order)
+    if len(order) < n_dev + n_test + 100:
+        raise AsrError(f"only {len(order)} usable sentences; need at least {n_dev + n_test + 100}")
+    test, dev, train = order[:n_test], order[n_test:n_test + n_dev], order[n_test + n_dev:]
+
+    def utterances(split, texts, voices, vary=True):
+        items = []
+        for n, text in enumerate(texts):
+            voice = voices[n % len(voices)] if not vary else rng.choice(voices)
+            rate, pitch = (rng.uniform(0.8, 1.25), rng.randint(30, 70)) if vary else (1.0, 50)
+            items.append((f"{split}-{n:06d}-{voice.name}", voice, text, round(rate, 3), pitch))
+        return items
+
+    mean_words = sum(len(t.split()) for t in train) / len(train)
+    n_train = int(hours * 3600 / (SECONDS_PER_WORD * mean_words))
+    train_texts = [train[n % len(train)] for n in range(n_train)]
+    return {
+        "train": utterances("train", train_texts, TRAIN_VOICES),
+        "dev": utterances("dev", dev, DEV_VOICES),
+        "test-heldout": utterances("test-heldout", test, TEST_VOICES, vary=False),
+        "test-seen": utterances("test-seen", test, TRAIN_VOICES, vary=False),
+    }, train
+
+
+def prepare(out_dir: Path, sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int,
+            workers: int = os.cpu_count() or 1) -> None:
+    splits, lm_sentences = plan(sentences, hours, n_dev, n_test, seed)
+    check_engines({item[1] for items in splits.values() for item in items})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "lm.txt").write_text("\n".join(lm_sentences) + "\n")
+    for split, items in splits.items():
+        def one(item):
+            name, voice, text, rate, pitch = item
+            rel = Path("wav") / split / f"{name}.wav"
+            path = out_dir / rel
+            duration = audio_duration(path) if path.is_file() else synthesize(voice, text, path, rate, pitch)
+            return {"audio_filepath": str(rel), "duration": round(duration, 4), "text": text,
+                    "speaker": voice.name, "rate": rate, "pitch": pitch}
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            entries = list(pool.map(one, items))
+        write_manifest(out_dir / f"{split}.jsonl", entries)
+        print(f"{out_dir / split}.jsonl: {len(entries)} utterances, {sum(e['duration'] for e in entries) / 3600:.2f} h,"
+              f" {len({e['speaker'] for e in entries})} voices")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out-dir", required=True, help="where manifests and audio go")
+    parser.add_argument("--text", help="sentences, one per line (default: the KJV through Debian's bible-kjv)")
+    parser.add_argument("--hours", type=float, default=3.0, help="hours of training audio (approximately)")
+    parser.add_argument("--dev-sentences", type=int, default=200)
+    parser.add_argument("--test-sentences", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="engines run in parallel")
+    args = parser.parse_args(argv)
+    try:
+        if args.text:
+            if not Path(args.text).is_file():
+                raise AsrError(f"{args.text}: text file not found")
+            sentences = sentences_from(Path(args.text).read_text(encoding="utf-8").splitlines())
+        else:
+            sentences = kjv_sentences()
+        prepare(Path(args.out_dir), sentences, args.hours, args.dev_sentences, args.test_sentences, args.seed,
+                args.workers)
+    except AsrError as e:
+        print(f"prepare.py: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
