@@ -60,8 +60,9 @@ def verify(path: Path, digest: str) -> None:
 def fetch(archive: Archive, download_dir: Path, timeout: float = 60) -> Path:
     """Download ``archive`` into ``download_dir`` (resuming a partial file) and verify it; returns its path."""
     target = Path(download_dir) / archive.name
-    if target.is_file():
-        return target  # verified when it got this name
+    if target.is_file():  # downloaded before, or put there by hand: checked all the same
+        _verify_or_set_aside(target, target, archive.digest)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     have = partial.stat().st_size if partial.is_file() else 0
@@ -83,13 +84,18 @@ def fetch(archive: Archive, download_dir: Path, timeout: float = 60) -> Path:
         reason = getattr(e, "reason", e)
         raise AsrError(f"{archive.url}: cannot download ({reason}); no network? Download it elsewhere and pass "
                        f"--data-dir, or put the archive at {target}") from None
-    try:
-        verify(partial, archive.digest)
-    except AsrError:
-        os.replace(partial, target.with_name(target.name + ".bad"))
-        raise
+    _verify_or_set_aside(partial, target, archive.digest)
     os.replace(partial, target)
     return target
+
+
+def _verify_or_set_aside(path: Path, target: Path, digest: str) -> None:
+    """Verify ``path``; on a mismatch it becomes TARGET.bad (so the next run downloads afresh)."""
+    try:
+        verify(path, digest)
+    except AsrError:
+        os.replace(path, target.with_name(target.name + ".bad"))
+        raise
 
 
 def _check_member(name: str, link: str | None, is_symlink: bool, root: Path, archive: Path) -> None:
@@ -143,6 +149,8 @@ def extract(archive: Path, root: Path) -> Path:
 
 
 def fetch_and_extract(archive: Archive, download_dir: Path, root: Path | None = None) -> Path:
-    """Download, verify and unpack into ``root`` (default: ``download_dir``)."""
-    path = fetch(archive, download_dir)
-    return extract(path, root or Path(download_dir))
+    """Download, verify and unpack into ``root`` (default: ``download_dir``), once."""
+    root = Path(root or download_dir)
+    if (root / f".extracted-{archive.name}").is_file():
+        return root
+    return extract(fetch(archive, download_dir), root)

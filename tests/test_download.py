@@ -114,6 +114,13 @@ def test_checksum_mismatch_names_both_digests_and_extracts_nothing(server, tmp_p
     assert "\n" not in message
     assert not (tmp_path / "corpus").exists() and not (tmp_path / "corpus.tar.gz").exists()
     assert (tmp_path / "corpus.tar.gz.bad").is_file()  # kept for inspection, never used
+    # an archive put in place by hand is checked too
+    (tmp_path / "corpus.tar.gz.bad").rename(tmp_path / "corpus.tar.gz")
+    with pytest.raises(AsrError, match="checksum mismatch"):
+        fetch_and_extract(Archive(url + "/corpus.tar.gz", wrong), tmp_path)
+    assert not (tmp_path / "corpus").exists() and not (tmp_path / "corpus.tar.gz").exists()
+    assert fetch_and_extract(Archive(url + "/corpus.tar.gz", sha256(body)), tmp_path) == tmp_path  # downloaded anew
+    assert (tmp_path / "corpus" / "a.txt").read_bytes() == b"hello"
 
 
 def test_no_network_is_a_clear_message(tmp_path):

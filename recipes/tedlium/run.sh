@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 exp_dir=exp/tedlium
 config=$here/conf.yaml
 lexicon=0
-lm_order=4
+lm_order=3
 extra=()
 recipe_usage() { header_usage; echo "options: --legacy-train (train on legacy/train, 207 h)"; }
 recipe_option() {
