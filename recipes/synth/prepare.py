@@ -5,9 +5,14 @@ sentence and clause punctuation, 4-14 words kept) or from ``--text FILE`` (one
 sentence per line). They are spoken by the offline engines installed by
 ``install_voices.sh``: espeak-ng with its voice variants, espeak-ng driving the
 MBROLA voices us1/us2/us3/en1, flite (kal, kal16, awb, rms, slt) and SVOX pico
-(en-US, en-GB); speaking rate and pitch vary per utterance (seeded).
+(en-US, en-GB); speaking rate (and, for espeak-ng and MBROLA, pitch) vary per
+training utterance (seeded).
 
-The split holds out whole voices AND whole sentences: dev and test sentences
+Training voices are about 230 espeak-ng accent x variant pairs, MBROLA us1/us2, flite
+kal/kal16/slt/awb and pico en-US; dev has espeak-ng's West Midlands accent with a
+variant of its own and MBROLA en1; test has espeak-ng en-us with variant m3 (never used
+in training), MBROLA us3, flite rms and pico en-GB. The split holds out whole voices AND
+whole sentences: dev and test sentences
 never occur in training (nor in the LM text), and the test voices are never heard
 in training or dev, so ``test-heldout`` measures generalization to unseen speakers
 and text. ``test-seen`` has the same held-out sentences read by training voices.
@@ -53,15 +58,22 @@ def _espeak(*ids: str) -> list[Voice]:
     return [Voice(f"espeak-{i.replace('+', '-')}", "espeak", i) for i in ids]
 
 
-TRAIN_VOICES = (
-    _espeak("en-us", "en-us+f2", "en-us+f4", "en-gb", "en-gb-scotland", "en-029+m2", "en-gb-x-rp+f1",
-            "mb-us1", "mb-us2", "mb-en1")
-    + [Voice(f"flite-{v}", "flite", v) for v in ("kal16", "slt", "awb")]
-    + [Voice("pico-en-US", "pico", "en-US")]
-)
-DEV_VOICES = _espeak("en-gb+m4") + [Voice("flite-kal", "flite", "kal")]
+# espeak-ng speaks each English accent through many voice variants (formant sets); training
+# gets most of them, while dev and test get an accent and variants of their own.
+TRAIN_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-029", "en-us-nyc")
+TRAIN_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m6", "m7", "m8", "klatt", "klatt2", "klatt4", "Alex",
+                  "Annie", "adam", "aunty", "belinda", "benjamin", "david", "edward", "grandma", "grandpa", "john",
+                  "linda", "max", "paul", "quincy", "robert", "shelby", "steph", "travis", "victor")
+TRAIN_GROUPS = {  # engine family -> voices; a training utterance picks a family by GROUP_SHARE, then a voice
+    "espeak": _espeak(*(a + (f"+{v}" if v else "") for a in TRAIN_ACCENTS for v in TRAIN_VARIANTS)),
+    "mbrola": _espeak("mb-us1", "mb-us2"),
+    "flite": [Voice(f"flite-{v}", "flite", v) for v in ("kal", "kal16", "slt", "awb")],
+    "pico": [Voice("pico-en-US", "pico", "en-US")],
+}
+GROUP_SHARE = {"espeak": 0.4, "mbrola": 0.2, "flite": 0.25, "pico": 0.15}
+DEV_VOICES = _espeak("en-gb-x-gbcwmd+m4", "mb-en1")
 TEST_VOICES = _espeak("en-us+m3", "mb-us3") + [Voice("flite-rms", "flite", "rms"), Voice("pico-en-GB", "pico", "en-GB")]
-ALL_VOICES = {v.name: v for v in TRAIN_VOICES + DEV_VOICES + TEST_VOICES}
+ALL_VOICES = {v.name: v for v in [v for g in TRAIN_GROUPS.values() for v in g] + DEV_VOICES + TEST_VOICES}
 
 
 def kjv_sentences() -> list[str]:
@@ -129,10 +141,14 @@ def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int)
         raise AsrError(f"only {len(order)} usable sentences; need at least {n_dev + n_test + 100}")
     test, dev, train = order[:n_test], order[n_test:n_test + n_dev], order[n_test + n_dev:]
 
-    def utterances(split, texts, voices, vary=True):
+    groups = list(TRAIN_GROUPS)
+    shares = [GROUP_SHARE.get(g, 1.0) for g in groups]
+
+    def utterances(split, texts, voices=None, vary=True):
+        """Held-out voices take turns; training voices are drawn by family share, then uniformly."""
         items = []
         for n, text in enumerate(texts):
-            voice = voices[n % len(voices)] if not vary else rng.choice(voices)
+            voice = voices[n % len(voices)] if voices else rng.choice(TRAIN_GROUPS[rng.choices(groups, shares)[0]])
             rate, pitch = (rng.uniform(0.8, 1.25), rng.randint(30, 70)) if vary else (1.0, 50)
             items.append((f"{split}-{n:06d}-{voice.name}", voice, text, round(rate, 3), pitch))
         return items
@@ -141,10 +157,10 @@ def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int)
     n_train = int(hours * 3600 / (SECONDS_PER_WORD * mean_words))
     train_texts = [train[n % len(train)] for n in range(n_train)]
     return {
-        "train": utterances("train", train_texts, TRAIN_VOICES),
+        "train": utterances("train", train_texts),
         "dev": utterances("dev", dev, DEV_VOICES),
         "test-heldout": utterances("test-heldout", test, TEST_VOICES, vary=False),
-        "test-seen": utterances("test-seen", test, TRAIN_VOICES, vary=False),
+        "test-seen": utterances("test-seen", test, vary=False),
     }, train
 
 

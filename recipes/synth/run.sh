@@ -15,6 +15,8 @@ exp_dir=exp/synth
 config=$here/conf.yaml
 hours=3
 lexicon=0  # open vocabulary: held-out sentences have words the training text lacks
+lm_weights=0.25,0.5,0.75,1
+word_scores=0,1,2,3,4
 recipe_usage() { header_usage; echo "options: --hours H (training audio) --text FILE (sentences instead of the KJV)"; }
 text=()
 recipe_option() {
