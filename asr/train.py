@@ -249,7 +249,13 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        restore_rng_states(state["rng"], augment_rng)
+        rngs = state["rng"]
+        if "python" in rngs:  # a state from before per-process generators were saved
+            rngs = {0: rngs}
+        if dist.rank in rngs:
+            restore_rng_states(rngs[dist.rank], augment_rng)
+        else:  # resumed with more processes than saved: this one keeps its fresh seeded generators
+            log.warning("no saved random state for process %d: it continues from fresh seeds", dist.rank)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         best, recent_weights = tuple(state["best"]), state["recent_weights"]
@@ -263,13 +269,14 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
     since_best = state.get("since_best", 0) if state else 0
 
     def save(epoch: int, done: int) -> Path | None:
+        rngs = dist.merge({dist.rank: rng_states(augment_rng)})  # every process's generators (all call save)
         if not dist.is_main:
             return None
         return save_state(exp_dir, step, {
             "vocab": vocab.symbols, "features": features.state_dict(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict() if scaler else None,
-            "rng": rng_states(augment_rng), "best": best, "recent_weights": recent_weights,
+            "rng": rngs, "best": best, "recent_weights": recent_weights,
             "epoch": epoch, "batches_done": done, "epoch_loss": epoch_loss, "epoch_audio": epoch_audio,
             "elapsed": time.monotonic() - start, "history": monitor.history, "since_best": since_best},
             config.keep_checkpoints)

@@ -46,3 +46,9 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert (two / "best.pt").is_file() and len(list((two / "state").glob("step-*.pt"))) >= 1
     dev = re.findall(r"dev WER ([\d.]+)%", log)
     assert len(dev) >= 8
+    # the training state holds both processes' random generators (each resumes its own)
+    import torch
+
+    state = torch.load(sorted((two / "state").glob("step-*.pt"))[-1], weights_only=False)
+    rngs = state["rng"]
+    assert set(rngs) == {0, 1} and not torch.equal(rngs[0]["augment"], rngs[1]["augment"])
