@@ -29,28 +29,34 @@ def test_sentences_are_cut_normalized_and_deduplicated():
 
 
 def test_split_holds_out_voices_and_sentences():
-    splits, lm_text = synth.plan(SENTENCES, hours=0.05, n_dev=10, n_test=12, seed=3)
+    splits, lm_text = synth.plan(SENTENCES, hours=0.2, n_dev=10, n_test=12, seed=3)
     texts = {name: {item[2] for item in items} for name, items in splits.items()}
     voices = {name: {item[1].name for item in items} for name, items in splits.items()}
     assert texts["test-heldout"] == texts["test-seen"] and len(texts["test-heldout"]) == 12
     assert not texts["test-heldout"] & set(lm_text) and not texts["dev"] & set(lm_text)
     assert not texts["test-heldout"] & texts["train"] and not texts["dev"] & texts["train"]
     assert not texts["dev"] & texts["test-heldout"] and texts["train"] <= set(lm_text)
+    train_voices = {v.name for group in synth.TRAIN_GROUPS.values() for v in group}
     assert voices["test-heldout"] == {v.name for v in synth.TEST_VOICES}
-    assert not voices["test-heldout"] & (voices["train"] | voices["dev"]) and not voices["dev"] & voices["train"]
-    assert voices["test-seen"] <= {v.name for v in synth.TRAIN_VOICES}
-    assert len({v.name for v in synth.ALL_VOICES.values()}) == len(synth.ALL_VOICES) >= 20
+    assert voices["dev"] == {v.name for v in synth.DEV_VOICES}
+    assert not (voices["test-heldout"] | voices["dev"]) & train_voices and voices["train"] <= train_voices
+    assert voices["test-seen"] <= train_voices
+    assert len(train_voices) == len(synth.TRAIN_ACCENTS) * len(synth.TRAIN_VARIANTS) + 7
+    # the test's espeak-ng variant and the dev accent and variant are never heard in training
+    assert not any(v.endswith("-m3") or "gbcwmd" in v or v.endswith("-m4") for v in train_voices)
+    families = {v.split("-")[0] + ("-mb" if "-mb-" in v else "") for v in voices["train"]}
+    assert families == {"espeak", "espeak-mb", "flite", "pico"}
     rates = [item[3] for item in splits["train"]]
     assert min(rates) >= 0.8 and max(rates) <= 1.25 and len(set(rates)) > 1
-    assert synth.plan(SENTENCES, 0.05, 10, 12, seed=3) == (splits, lm_text)  # seeded
+    assert synth.plan(SENTENCES, 0.2, 10, 12, seed=3) == (splits, lm_text)  # seeded
     with pytest.raises(AsrError, match="only 144 usable sentences"):
-        synth.plan(SENTENCES, 0.05, 100, 100, seed=3)
+        synth.plan(SENTENCES, 0.2, 100, 100, seed=3)
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (install_voices.sh)")
 def test_espeak_voices_speak_and_preparation_resumes(tmp_path, monkeypatch):
-    espeak = [v for v in synth.ALL_VOICES.values() if v.engine == "espeak" and not v.id.startswith("mb-")]
-    monkeypatch.setattr(synth, "TRAIN_VOICES", espeak[:4])
+    espeak = [v for v in synth.ALL_VOICES.values() if v.engine == "espeak" and not v.id.startswith("mb-")][::29]
+    monkeypatch.setattr(synth, "TRAIN_GROUPS", {"espeak": espeak[:4]})
     monkeypatch.setattr(synth, "DEV_VOICES", espeak[4:6])
     monkeypatch.setattr(synth, "TEST_VOICES", espeak[6:8])
     out = tmp_path / "synth"
