@@ -14,8 +14,12 @@ import soundfile as sf
 from asr.errors import AsrError
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """Read ``path`` as float32 mono samples at ``sample_rate`` Hz, shape (S,)."""
+def load_audio(path: str | os.PathLike, sample_rate: int, start: float = 0.0, end: float | None = None,
+               raw: dict | None = None) -> np.ndarray:
+    """Read ``path`` as float32 mono samples at ``sample_rate`` Hz, shape (S,).
+
+    ``start``/``end`` (seconds) read a part of the file; ``raw`` gives soundfile's format
+    arguments (format, samplerate, channels, subtype, endian) for a headerless file."""
     path = str(path)
     if not os.path.exists(path):
         raise AsrError(f"{path}: audio file not found")
@@ -24,12 +28,16 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     if os.path.getsize(path) == 0:
         raise AsrError(f"{path}: empty file (0 bytes)")
     try:
-        samples, rate = sf.read(path, dtype="float32", always_2d=True)  # (S, channels)
+        rate = raw["samplerate"] if raw else sf.info(path).samplerate
+        first, last = int(round(start * rate)), None if end is None else int(round(end * rate))
+        samples, rate = sf.read(path, dtype="float32", always_2d=True, start=first, stop=last,
+                                **(raw or {}))  # (S, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         reason = str(e).split(":")[-1].strip() or type(e).__name__
         raise AsrError(f"{path}: not a readable audio file ({reason})") from None
     if samples.shape[0] == 0:
-        raise AsrError(f"{path}: audio has no samples (zero length)")
+        where = f" between {start:.2f} s and {end:.2f} s" if start or end is not None else ""
+        raise AsrError(f"{path}: audio has no samples{where} (zero length)")
     if not np.isfinite(samples).all():
         raise AsrError(f"{path}: audio contains NaN or infinite samples")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]

@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
-from asr.audio import audio_duration, resample
+from asr.audio import audio_duration, load_audio
 from asr.data import write_manifest
 from asr.errors import AsrError
 
@@ -35,31 +34,11 @@ class Conversion:
     raw: dict | None = None  # soundfile's format arguments for headerless files
 
 
-def read_audio(source: Path, start: float = 0.0, end: float | None = None, raw: dict | None = None):
-    """(float32 mono samples, rate) of [start, end) seconds of ``source``; errors name the file."""
-    try:
-        if raw:
-            info_rate = raw["samplerate"]
-            samples, rate = sf.read(str(source), dtype="float32", always_2d=True, **raw,
-                                    start=int(start * info_rate), stop=None if end is None else int(end * info_rate))
-        else:
-            rate = sf.info(str(source)).samplerate
-            samples, rate = sf.read(str(source), dtype="float32", always_2d=True, start=int(round(start * rate)),
-                                    stop=None if end is None else int(round(end * rate)))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        raise AsrError(f"{source}: not a readable audio file ({str(e).split(':')[-1].strip()})") from None
-    if samples.shape[0] == 0:
-        raise AsrError(f"{source}: no audio between {start:.2f} s and {end if end is not None else 'the end'} s")
-    return samples.mean(axis=1), rate
-
-
 def convert(job: Conversion) -> float:
     """Write ``job.target`` unless it exists (atomically); returns its duration in seconds."""
     if job.target.is_file():
         return audio_duration(job.target)
-    samples, rate = read_audio(job.source, job.start, job.end, job.raw)
-    if rate != job.sample_rate:
-        samples = resample(np.ascontiguousarray(samples), rate, job.sample_rate)
+    samples = load_audio(job.source, job.sample_rate, job.start, job.end, job.raw)
     job.target.parent.mkdir(parents=True, exist_ok=True)
     partial = job.target.with_name(job.target.name + ".tmp")
     sf.write(str(partial), samples, job.sample_rate, subtype="PCM_16", format="WAV")
@@ -80,6 +59,12 @@ def convert_all(jobs: list[Conversion], workers: int = os.cpu_count() or 1) -> l
             if done % 5000 == 0:
                 print(f"  converted {done:,} of {len(jobs):,} files", file=sys.stderr)
     return durations
+
+
+def corpus_folder(root: Path, name: str) -> Path:
+    """``root/name`` when ``root`` is the folder that holds the corpus's top folder, else ``root``:
+    --data-dir may name either."""
+    return root / name if (root / name).is_dir() else root
 
 
 def entry(audio: Path, text: str, duration: float | None = None, **extra) -> dict:

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from asr.corpus import Conversion, convert_all, entry, recipe_main, write_manifests
+from asr.corpus import Conversion, convert_all, corpus_folder, entry, recipe_main, write_manifests
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
 
@@ -67,7 +67,7 @@ def split_items(root: Path, split: str) -> list[tuple[str, str, Path]]:
 
 
 def prepare(root: Path, out_dir: Path) -> None:
-    root = root / "an4" if (root / "an4" / "etc").is_dir() else root
+    root = corpus_folder(root, "an4")
     sets = {split: split_items(root, split) for split in ("train", "test")}
     entries = {}
     for split, items in sets.items():

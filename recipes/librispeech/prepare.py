@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from asr.audio import audio_duration
-from asr.corpus import entry, recipe_main, write_manifests
+from asr.corpus import corpus_folder, entry, recipe_main, write_manifests
 from asr.data import write_manifest
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
@@ -45,11 +45,6 @@ def download(download_dir: Path, parts: list[str]) -> Path:
         if not (download_dir / "LibriSpeech" / part).is_dir():
             fetch_and_extract(ARCHIVES[part], download_dir)
     return download_dir / "LibriSpeech"
-
-
-def find_root(data_dir: Path) -> Path:
-    """Accept the LibriSpeech/ folder itself or the folder that holds it."""
-    return data_dir / "LibriSpeech" if (data_dir / "LibriSpeech").is_dir() else data_dir
 
 
 def part_entries(root: Path, part: str, workers: int = 4) -> list[dict]:
@@ -116,7 +111,7 @@ def main(argv=None) -> int:
 
     def prep(root: Path, out_dir: Path, args) -> None:
         split = parts_of(args)
-        prepare(find_root(root), out_dir, split["train"], split["dev"], split["test"])
+        prepare(corpus_folder(root, "LibriSpeech"), out_dir, split["train"], split["dev"], split["test"])
 
     return recipe_main(__doc__, prep, get, options, argv)
 

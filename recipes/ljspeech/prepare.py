@@ -15,7 +15,7 @@ import random
 import sys
 from pathlib import Path
 
-from asr.corpus import Conversion, convert_all, entry, recipe_main, write_manifests
+from asr.corpus import Conversion, convert_all, corpus_folder, entry, recipe_main, write_manifests
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
 
@@ -41,7 +41,7 @@ def read_metadata(path: Path) -> list[tuple[str, str]]:
 
 
 def prepare(root: Path, out_dir: Path, seed: int = 0) -> None:
-    root = root / "LJSpeech-1.1" if (root / "LJSpeech-1.1").is_dir() else root
+    root = corpus_folder(root, "LJSpeech-1.1")
     rows = read_metadata(root / "metadata.csv")
     jobs = []
     for clip, _ in rows:

@@ -37,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.audio import audio_duration, load_audio, write_audio
-from asr.data import write_manifest
+from asr.audio import audio_duration
+from asr.corpus import Conversion, convert, write_manifests
 from asr.errors import AsrError
 from asr.text import normalize_text
 
@@ -122,13 +122,7 @@ def synthesize(voice: Voice, text: str, out: Path, rate: float, pitch: int) -> f
         run = subprocess.run(synth_command(voice, text, raw, rate, pitch), capture_output=True, text=True)
         if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
             raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
-        audio = load_audio(raw, SAMPLE_RATE)
-        partial = Path(tmp) / "out.wav"
-        write_audio(partial, audio, SAMPLE_RATE)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(partial, out.with_suffix(".tmp"))
-        os.replace(out.with_suffix(".tmp"), out)
-    return len(audio) / SAMPLE_RATE
+        return convert(Conversion(raw, out, SAMPLE_RATE))  # resampled, written atomically
 
 
 def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int) -> tuple[dict, list[str]]:
@@ -181,9 +175,7 @@ def prepare(out_dir: Path, sentences: list[str], hours: float, n_dev: int, n_tes
 
         with ThreadPoolExecutor(max(1, workers)) as pool:
             entries = list(pool.map(one, items))
-        write_manifest(out_dir / f"{split}.jsonl", entries)
-        print(f"{out_dir / split}.jsonl: {len(entries)} utterances, {sum(e['duration'] for e in entries) / 3600:.2f} h,"
-              f" {len({e['speaker'] for e in entries})} voices")
+        write_manifests(out_dir, {split: entries})  # the speakers it counts are voices
 
 
 def main(argv=None) -> int:

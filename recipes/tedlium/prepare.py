@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from asr.corpus import Conversion, convert_all, entry, recipe_main, write_manifests
+from asr.corpus import Conversion, convert_all, corpus_folder, entry, recipe_main, write_manifests
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
 
@@ -81,7 +81,7 @@ def split_entries(folder: Path, out_dir: Path, name: str) -> list[dict]:
 
 
 def prepare(root: Path, out_dir: Path, legacy_train: bool = False) -> None:
-    root = root / "TEDLIUM_release-3" if (root / "TEDLIUM_release-3").is_dir() else root
+    root = corpus_folder(root, "TEDLIUM_release-3")
     legacy = root / "legacy"
     train = legacy / "train" if legacy_train or not (root / "data" / "stm").is_dir() else root / "data"
     write_manifests(out_dir, {

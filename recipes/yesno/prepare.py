@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from asr.corpus import entry, recipe_main, write_manifests
+from asr.corpus import corpus_folder, entry, recipe_main, write_manifests
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
 
@@ -25,7 +25,7 @@ DEV = 6
 
 
 def prepare(root: Path, out_dir: Path) -> None:
-    root = root / "waves_yesno" if (root / "waves_yesno").is_dir() else root
+    root = corpus_folder(root, "waves_yesno")
     if not root.is_dir():
         raise AsrError(f"{root}: YESNO folder not found")
     waves = sorted(p for p in root.glob("*.wav") if NAME.match(p.name))
