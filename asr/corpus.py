@@ -50,12 +50,10 @@ def convert_all(jobs: list[Conversion], workers: int = os.cpu_count() or 1) -> l
     """Run conversions in threads (decoders release the GIL); durations in job order."""
     if not jobs:
         return []
-    done = 0
+    durations = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        durations = []
-        for duration in pool.map(convert, jobs):
+        for done, duration in enumerate(pool.map(convert, jobs), 1):
             durations.append(duration)
-            done += 1
             if done % 5000 == 0:
                 print(f"  converted {done:,} of {len(jobs):,} files", file=sys.stderr)
     return durations

@@ -129,10 +129,14 @@ def check_archive(archive: Path, root: Path) -> None:
         raise AsrError(f"{archive}: not a readable tar or zip archive ({e})") from None
 
 
+def _extracted_marker(root: Path, archive_name: str) -> Path:
+    return root / f".extracted-{archive_name}"
+
+
 def extract(archive: Path, root: Path) -> Path:
     """Unpack ``archive`` into ``root`` once (a marker records it); returns ``root``."""
     root = Path(root)
-    marker = root / f".extracted-{Path(archive).name}"
+    marker = _extracted_marker(root, Path(archive).name)
     if marker.is_file():
         return root
     root.mkdir(parents=True, exist_ok=True)
@@ -151,6 +155,6 @@ def extract(archive: Path, root: Path) -> Path:
 def fetch_and_extract(archive: Archive, download_dir: Path, root: Path | None = None) -> Path:
     """Download, verify and unpack into ``root`` (default: ``download_dir``), once."""
     root = Path(root or download_dir)
-    if (root / f".extracted-{archive.name}").is_file():
+    if _extracted_marker(root, archive.name).is_file():
         return root
     return extract(fetch(archive, download_dir), root)

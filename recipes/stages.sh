@@ -1,6 +1,7 @@
 # Stages every recipe shares, sourced by recipes/<corpus>/run.sh (bash).
 #
-# A recipe sets its defaults (exp_dir, config, lexicon=0|1, lm_order, tune grids), may define
+# A recipe sets only what differs from the defaults (exp_dir=exp/<recipe>, config=<recipe>/conf.yaml,
+# lexicon=0, lm_order=3, the tune grids lm_weights and word_scores), may define
 # recipe_option (its own flags; sets `taken` to the number of words it used) and
 # recipe_usage (default: its leading comment), calls parse_options "$@", runs its own stages 0 (data) and 1 (prepare
 # manifests into $data: train.jsonl, dev.jsonl, test-*.jsonl, optionally lm.txt), then
@@ -14,6 +15,9 @@
 # Every stage leaves a marker in $exp_dir; a rerun skips finished stages, while
 # --stage N [--stop-stage M] reruns stages N..M whatever their markers say.
 
+recipe_dir=$(cd "$(dirname "$0")" && pwd)
+exp_dir=${exp_dir:-exp/$(basename "$recipe_dir")}
+config=${config:-$recipe_dir/conf.yaml}
 stage=0
 forced=""
 stop_stage=6

@@ -9,10 +9,7 @@
 # (recipes/an4/prepare.py), then the shared stages 2-6 of recipes/stages.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/an4
-config=$here/conf.yaml
 lexicon=1  # a closed vocabulary: the decoder only writes training words
-lm_order=3
 source "$here/../stages.sh"
 parse_options "$@"
 corpus_stages "$here/prepare.py"

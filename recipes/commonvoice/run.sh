@@ -9,10 +9,7 @@
 # (recipes/commonvoice/prepare.py), then the shared stages 2-6 of recipes/stages.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/commonvoice
-config=$here/conf.yaml
 lexicon=0
-lm_order=3
 extra=()
 recipe_usage() { header_usage; echo "options: --train-from train|validated"; }
 recipe_option() {

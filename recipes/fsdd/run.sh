@@ -16,8 +16,6 @@
 # Stages 2-6 are every recipe's (recipes/stages.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/fsdd
-config=$here/conf.yaml
 heldout=""
 connected=1000,100,300
 lexicon=1  # ten digit words

@@ -11,12 +11,9 @@
 # tune on dev-clean, evaluate test-clean, test-other, dev-clean, dev-other.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/librispeech
-config=$here/conf.yaml
 train=train-clean-100,train-clean-360,train-other-500
 dev=dev-clean
 test=test-clean,test-other,dev-clean,dev-other
-lm_order=3
 recipe_usage() { header_usage; echo "options: --train PARTS --dev PARTS --test PARTS (comma-separated)"; }
 recipe_option() {
   case "$1" in

@@ -9,10 +9,7 @@
 # (recipes/ljspeech/prepare.py), then the shared stages 2-6 of recipes/stages.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/ljspeech
-config=$here/conf.yaml
 lexicon=0
-lm_order=3
 source "$here/../stages.sh"
 parse_options "$@"
 corpus_stages "$here/prepare.py"

@@ -11,8 +11,6 @@
 # sentences that neither training nor the LM saw.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/synth
-config=$here/conf.yaml
 hours=3
 lexicon=0  # open vocabulary: held-out sentences have words the training text lacks
 lm_weights=0.25,0.5,0.75,1

@@ -9,10 +9,7 @@
 # (recipes/tedlium/prepare.py), then the shared stages 2-6 of recipes/stages.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/tedlium
-config=$here/conf.yaml
 lexicon=0
-lm_order=3
 extra=()
 recipe_usage() { header_usage; echo "options: --legacy-train (train on legacy/train, 207 h)"; }
 recipe_option() {

@@ -9,8 +9,6 @@
 # (recipes/yesno/prepare.py), then the shared stages 2-6 of recipes/stages.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-exp_dir=exp/yesno
-config=$here/conf.yaml
 lexicon=1  # a closed vocabulary: the decoder only writes training words
 lm_order=2
 source "$here/../stages.sh"
