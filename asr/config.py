@@ -100,6 +100,8 @@ class TrainConfig:
     #                        cores poorly, chunks use them well; gradients are summed in a fixed order.
     #                        Threads draw dropout masks from one generator in no fixed order: for
     #                        bitwise-repeatable runs with dropout, set step_threads=1.
+    compile: bool = False  # torch.compile the model step (dynamic shapes); on the CPU the step then runs
+    #                        in one thread (step_threads is ignored). The first batches compile (slow).
     log_every: int = 20  # steps between log-file lines
     checkpoint_every: int = 0  # steps between resumable training states (0: at the end of each epoch only)
     keep_checkpoints: int = 3  # training states kept in exp_dir/state (the newest)

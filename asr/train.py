@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -162,24 +163,329 @@ def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool
     seed_everything(config.seed)
     device = dist.device or pick_device(config.device)
     torch.set_flush_denormal(True)  # tiny weights/gradients late in training slow CPU math as denormals
-    # Under DDP the gradients are averaged by backward hooks, which chunked threads would bypass.
-    step_threads = 1 if device.type == "cuda" or dist.world_size > 1 else (
+    # Under DDP the gradients are averaged by backward hooks, which chunked threads would bypass;
+    # a compiled step is not called from several threads at once.
+    step_threads = 1 if device.type == "cuda" or dist.world_size > 1 or config.compile else (
         config.step_threads or os.cpu_count() or 1)
     threads_before = torch.get_num_threads()
     if config.threads > 0 or step_threads > 1:
         torch.set_num_threads(1 if step_threads > 1 else config.threads)
     try:
         with ThreadPoolExecutor(step_threads, thread_name_prefix="asr-step") as pool, _Signals() as signals:
-            return _train_loop(config, exp_dir, show_progress, device, pool, step_threads, resume, signals, dist)
+            trainer = _Trainer(config, exp_dir, show_progress, device, pool, step_threads, resume, dist)
+            try:
+                trainer.run(signals)
+            finally:
+                trainer.monitor.close()
     finally:
         torch.set_num_threads(threads_before)
+    if dist.is_main:
+        trainer.monitor.plot()
+    return exp_dir / "best.pt"
 
 
-def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device: torch.device,
-                pool: ThreadPoolExecutor, step_threads: int, resume: bool, signals: _Signals,
-                dist: Distributed) -> Path:
-    use_amp = config.amp and device.type == "cuda"
+@dataclass
+class Progress:
+    """Where a run stands: what a training state saves besides modules, optimizer and generators."""
 
+    step: int = 0  # optimizer steps taken
+    epoch: int = 1  # the epoch under way
+    batches_done: int = 0  # of this epoch's batches (skipped ones included)
+    epoch_loss: float = 0.0  # this epoch's loss, summed weighted by audio seconds
+    epoch_audio: float = 0.0  # this epoch's audio seconds
+    elapsed: float = 0.0  # wall-clock seconds of the run so far, at the last save
+    best: tuple[float, float] = (math.inf, math.inf)  # the best dev (WER, CER)
+    since_best: int = 0  # epochs since the dev WER last improved
+    recent_weights: list = field(default_factory=list)  # the last ``average_last`` epochs' weights (CPU)
+    bad_steps: int = 0  # NaN/inf steps in a row (not saved: a resume starts counting afresh)
+
+    SAVED = ("step", "epoch", "batches_done", "epoch_loss", "epoch_audio", "elapsed", "best", "since_best",
+             "recent_weights")
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Progress":
+        values = {k: state[k] for k in cls.SAVED if k in state}
+        return cls(**{**values, "best": tuple(state["best"])})
+
+    def to_state(self) -> dict:
+        return {k: getattr(self, k) for k in self.SAVED}
+
+    @property
+    def mean_loss(self) -> float:
+        return self.epoch_loss / max(self.epoch_audio, 1e-9)
+
+
+class _Trainer:
+    """One run's parts (data, modules, optimizer, augmentation, monitor) and what it does with
+    them: steps, epochs, saves, the final weight averaging."""
+
+    def __init__(self, config: TrainConfig, exp_dir: Path, show_progress: bool, device: torch.device,
+                 pool: ThreadPoolExecutor, step_threads: int, resume: bool, dist: Distributed):
+        self.config, self.exp_dir, self.show_progress, self.device = config, exp_dir, show_progress, device
+        self.pool, self.step_threads, self.dist = pool, step_threads, dist
+        self.use_amp = config.amp and device.type == "cuda"
+        if config.amp_dtype not in ("bfloat16", "float16"):
+            raise AsrError(f"amp_dtype must be bfloat16 or float16, got {config.amp_dtype!r}")
+        self.amp_dtype = getattr(torch, config.amp_dtype)
+
+        kept, self.dev_utts = _read_manifests(config)
+        self.vocab = Vocabulary.from_texts(u.text for u in kept)
+        state = self._starting_state(resume)
+
+        self.features = FeatureExtractor(config.features).to(device)
+        self.model = CTCModel(config.model, self.features.dim, len(self.vocab)).to(device)
+        self.recognizer = Recognizer(self.features, self.model, self.vocab)
+        self.rate = config.features.sample_rate
+        train_set = SpeechDataset(kept, self.rate, self.vocab, self.features.min_samples)
+        dev_set = SpeechDataset(self.dev_utts, self.rate, self.vocab, self.features.min_samples)  # checks characters
+        data, pin = config.data, device.type == "cuda"
+        self.train_loader = make_loader(train_set, data.batch_seconds, data.max_batch_size, shuffle=True,
+                                        seed=config.seed, num_workers=data.num_workers, pin_memory=pin,
+                                        sorted_epochs=data.sorted_epochs, rank=dist.rank,
+                                        world_size=dist.world_size)
+        self.dev_loader = make_loader(dev_set, 2 * data.batch_seconds, 256, shuffle=False,
+                                      num_workers=data.num_workers, pin_memory=pin, rank=dist.rank,
+                                      world_size=dist.world_size)
+        log.info("train: %d utterances (%.2f h), dev: %d (%.2f h), vocabulary: %d symbols, device: %s",
+                 len(kept), total_hours(kept), len(self.dev_utts), total_hours(self.dev_utts), len(self.vocab),
+                 device)
+        log.info("model: %s, %.2fM parameters", config.model, self.model.num_parameters() / 1e6)
+        if dist.world_size > 1:
+            log.info("distributed: %d processes (%s), a share of every global batch each", dist.world_size,
+                     torch.distributed.get_backend())
+        if config.features.normalize == "global" and state is None:
+            stats_loader = make_loader(train_set, data.batch_seconds, 256, shuffle=False,
+                                       num_workers=data.num_workers)
+            self.features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
+
+        optim = config.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+        total_steps = config.epochs * len(self.train_loader.batch_sampler)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_schedule(s, optim.warmup_steps, total_steps, optim.final_lr_ratio))
+        self.ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
+        self.stepper = dist.wrap(self.model)  # the module forward and backward go through (DDP under torchrun)
+        if config.compile:
+            self.stepper = torch.compile(self.stepper, dynamic=True)
+            log.info("model step compiled with torch.compile (the first batches of new shapes are slow)")
+        # float16 needs its gradients scaled; the scaler skips steps whose gradients overflowed
+        self.scaler = (torch.amp.GradScaler(device.type)
+                       if self.use_amp and self.amp_dtype == torch.float16 else None)
+        self.augment_rng = torch.Generator().manual_seed(config.seed + dist.rank)  # each process its own draws
+        self.wave_augment = WaveAugment(config.augment, self.rate, self.augment_rng)
+
+        self.progress = Progress()
+        if state is not None:
+            self._restore(state)
+        self.start = time.monotonic() - self.progress.elapsed
+        self.monitor = Monitor(exp_dir, config.tensorboard and dist.is_main, state.get("history") if state else None,
+                               self.progress.step)
+
+    def _starting_state(self, resume: bool) -> dict | None:
+        """The newest training state to resume from (None: a fresh run, whose older states are removed)."""
+        state = load_latest_state(self.exp_dir) if resume else None
+        if not resume and self.dist.is_main:
+            for old in state_files(self.exp_dir):  # a fresh run: an older run's states must not pass for its own
+                old.unlink()
+        if resume and state is None:
+            _report(f"no training state in {state_dir(self.exp_dir)}: starting from the beginning", self.show_progress)
+        if state is not None and state["vocab"] != self.vocab.symbols:
+            raise AsrError(f"{state['path']}: the training transcripts' characters changed since this state was "
+                           "saved; resume with the same manifests")
+        return state
+
+    def _restore(self, state: dict) -> None:
+        self.features.load_state_dict(state["features"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        rngs = state["rng"]
+        if "python" in rngs:  # a state from before per-process generators were saved
+            rngs = {0: rngs}
+        if self.dist.rank in rngs:
+            restore_rng_states(rngs[self.dist.rank], self.augment_rng)
+        else:  # resumed with more processes than saved: this one keeps its fresh seeded generators
+            log.warning("no saved random state for process %d: it continues from fresh seeds", self.dist.rank)
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.progress = Progress.from_state(state)
+        p = self.progress
+        _report(f"resumed from {state['path']}: step {p.step}, epoch {p.epoch}, "
+                f"{p.batches_done} of its batches done", self.show_progress)
+
+    def save(self) -> Path | None:
+        """A training state (every process calls this together; rank 0 writes it)."""
+        rngs = self.dist.merge({self.dist.rank: rng_states(self.augment_rng)})  # every process's generators
+        if not self.dist.is_main:
+            return None
+        self.progress.elapsed = time.monotonic() - self.start
+        return save_state(self.exp_dir, self.progress.step, {
+            "vocab": self.vocab.symbols, "features": self.features.state_dict(), "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None, "rng": rngs,
+            "history": self.monitor.history, **self.progress.to_state()}, self.config.keep_checkpoints)
+
+    def run(self, signals: _Signals) -> None:
+        config, p = self.config, self.progress
+        while p.epoch <= config.epochs:
+            out_of_time = self.run_epoch(signals)
+            early_stop = self.end_epoch()
+            if out_of_time:
+                log.info("stopped: max_minutes=%.1f reached", config.max_minutes)
+                break
+            if early_stop:
+                break
+        if len(p.recent_weights) > 1:
+            self.average()
+
+    def run_epoch(self, signals: _Signals) -> bool:
+        """The rest of the current epoch's batches; True when ``max_minutes`` ran out."""
+        config, p = self.config, self.progress
+        self.model.train()
+        self.train_loader.batch_sampler.set_epoch(p.epoch, skip=p.batches_done)
+        bar = tqdm(self.train_loader, desc=f"epoch {p.epoch}/{config.epochs}", dynamic_ncols=True, mininterval=1.0,
+                   leave=False, disable=None if self.show_progress else True)  # None: only on a terminal
+        epoch_start, audio_at_start = time.monotonic(), p.epoch_audio
+        try:
+            for batch in bar:
+                batch = batch.to(self.device)
+                found = self.gradients(batch)
+                p.batches_done += 1
+                if found is None:
+                    continue  # out of memory, skipped
+                loss, grad_norm = found
+                audio_s = float(batch.wave_lengths.sum()) / self.rate
+                interrupted = signals.received is not None
+                timed_out = bool(config.max_minutes and time.monotonic() - self.start > 60 * config.max_minutes)
+                # every process sees the global batch's loss and stops at the same step
+                loss, audio_s, interrupted, timed_out = self.dist.reduce_step(
+                    loss, len(batch.indices), audio_s, interrupted, timed_out)
+                stepped = self.update(loss, grad_norm, audio_s)
+                speed = (p.epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
+                bar.set_postfix(loss=f"{loss:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
+                if stepped and p.step % config.log_every == 0:
+                    lr = self.scheduler.get_last_lr()[0]
+                    log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", p.epoch, p.step,
+                             loss, lr, grad_norm, speed)
+                    self.monitor.step(p.step, loss, lr, grad_norm, speed)
+                if interrupted:
+                    raise Interrupted(signals.received or signal.SIGTERM, self.save())
+                if stepped and config.checkpoint_every and p.step % config.checkpoint_every == 0:
+                    self.save()
+                if timed_out:
+                    return True
+        finally:
+            bar.close()
+            self.speed = (p.epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
+        return False
+
+    def gradients(self, batch) -> tuple[float, float] | None:
+        """Augmentation, features, forward and backward of one batch: (loss, gradient norm) with the
+        gradients clipped, or None for a batch that ran out of memory (skipped, single process only)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        waves, wave_lengths = batch.waveforms, batch.wave_lengths
+        if self.wave_augment.active:
+            waves, wave_lengths = self.wave_augment(waves, wave_lengths)
+        try:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                feats, frames = chunked_features(self.features, waves, wave_lengths, self.pool, self.step_threads)
+                feats = spec_augment(feats, frames, self.config.specaugment, self.augment_rng)
+                loss = ctc_gradients(self.stepper, self.ctc, feats, frames, batch.targets, batch.target_lengths,
+                                     self.pool, self.step_threads, self.scaler)
+        except torch.OutOfMemoryError:
+            if self.dist.world_size > 1:
+                raise  # the other processes wait for this one's gradients: no skipping
+            self.optimizer.zero_grad(set_to_none=True)
+            del waves, wave_lengths
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.warning("epoch %d batch %d: out of memory with %d utterances (%.1f s of audio); batch skipped "
+                        "(a lower data.batch_seconds avoids this)", self.progress.epoch,
+                        self.progress.batches_done + 1, len(batch.indices),
+                        float(batch.wave_lengths.sum()) / self.rate)
+            return None
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        return loss, float(grad_norm)
+
+    def update(self, loss: float, grad_norm: float, audio_s: float) -> bool:
+        """The optimizer step, or a skipped one for a NaN/inf loss or gradient (too many in a row
+        stop the run); True when the step was taken."""
+        p = self.progress
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            p.bad_steps += 1
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.update()  # overflow: a smaller scale next time
+            log.warning("epoch %d batch %d: NaN/inf loss or gradient, step skipped (%d in a row)", p.epoch,
+                        p.batches_done, p.bad_steps)
+            if p.bad_steps >= self.config.max_bad_steps:
+                raise AsrError(f"{p.bad_steps} steps in a row had a NaN/inf loss or gradient; stopping "
+                               f"(see {self.exp_dir / 'train.log'}; a lower optim.lr often helps)")
+            return False
+        p.bad_steps = 0
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        p.step += 1
+        p.epoch_loss += loss * audio_s
+        p.epoch_audio += audio_s
+        return True
+
+    def end_epoch(self) -> bool:
+        """Dev scores, checkpoints and monitor; then the state moves to the next epoch and is saved.
+        True for an early stop."""
+        config, p, dist = self.config, self.progress, self.dist
+        if config.average_last > 1:
+            p.recent_weights = p.recent_weights[-(config.average_last - 1):] + [
+                {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}]
+        summary, hypotheses = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.use_amp,
+                                        {"epoch": p.epoch, "step": p.step}, dist)
+        if dist.is_main:
+            save_checkpoint(self.exp_dir / "last.pt", self.recognizer)
+        improved = (summary.wer, summary.cer) < p.best
+        p.since_best = 0 if summary.wer < p.best[0] else p.since_best + 1
+        if improved:
+            p.best = (summary.wer, summary.cer)
+            if dist.is_main:
+                save_checkpoint(self.exp_dir / "best.pt", self.recognizer)
+        self.monitor.epoch(p.epoch, p.step, p.mean_loss, summary.wer, summary.cer,
+                           [(u.text, h) for u, h in zip(self.dev_utts[:4], hypotheses[:4])])
+        _report(f"epoch {p.epoch}: train loss {p.mean_loss:.4f}, {self.speed:.0f} audio-s/s | "
+                f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
+                f"{(time.monotonic() - self.start) / 60:.1f} min", self.show_progress)
+        p.epoch, p.batches_done, p.epoch_loss, p.epoch_audio = p.epoch + 1, 0, 0.0, 0.0
+        self.save()
+        if config.early_stop_patience and p.since_best >= config.early_stop_patience:
+            _report(f"early stop: no better dev WER for {p.since_best} epochs", self.show_progress)
+            return True
+        return False
+
+    def average(self) -> None:
+        """The mean weights of the last epochs (as icefall's --avg) smooth their noise; they become
+        best.pt when their dev WER is no higher than the best epoch's (a tie: they generalize better)."""
+        p, dist = self.progress, self.dist
+        weights = p.recent_weights
+        self.model.load_state_dict({k: torch.stack([w[k].float() for w in weights]).mean(0).to(v.dtype)
+                                    for k, v in weights[-1].items()})
+        summary, _ = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.use_amp,
+                               {"epoch": min(p.epoch - 1, self.config.epochs), "step": p.step,
+                                "averaged_epochs": len(weights)}, dist)
+        chosen = summary.wer <= p.best[0]
+        if dist.is_main:
+            save_checkpoint(self.exp_dir / "averaged.pt", self.recognizer)
+            if chosen:
+                save_checkpoint(self.exp_dir / "best.pt", self.recognizer)
+        _report(f"average of the last {len(weights)} epochs: dev WER {summary.wer:.2f}% "
+                f"CER {summary.cer:.2f}%{' (best)' if chosen else ''}", self.show_progress)
+
+
+def _read_manifests(config: TrainConfig) -> tuple[list, list]:
+    """Training utterances (over-long ones skipped, with a count) and dev utterances."""
     train_utts = read_manifest(config.data.train_manifest)
     dev_utts = read_manifest(config.data.dev_manifest)
     kept = [u for u in train_utts if u.duration <= config.data.max_duration]
@@ -188,227 +494,7 @@ def _train_loop(config: TrainConfig, exp_dir: Path, show_progress: bool, device:
                  config.data.max_duration)
     if not kept:
         raise AsrError(f"{config.data.train_manifest}: no utterance is at most {config.data.max_duration} s long")
-    vocab = Vocabulary.from_texts(u.text for u in kept)
-    state = load_latest_state(exp_dir) if resume else None
-    if not resume and dist.is_main:
-        for old in state_files(exp_dir):  # a fresh run: an older run's states must not pass for its own
-            old.unlink()
-    if resume and state is None:
-        _report(f"no training state in {state_dir(exp_dir)}: starting from the beginning", show_progress)
-    if state is not None and state["vocab"] != vocab.symbols:
-        raise AsrError(f"{state['path']}: the training transcripts' characters changed since this state was "
-                       "saved; resume with the same manifests")
-
-    features = FeatureExtractor(config.features).to(device)
-    model = CTCModel(config.model, features.dim, len(vocab)).to(device)
-    recognizer = Recognizer(features, model, vocab)
-    rate, min_samples = config.features.sample_rate, features.min_samples
-    train_set = SpeechDataset(kept, rate, vocab, min_samples)
-    dev_set = SpeechDataset(dev_utts, rate, vocab, min_samples)  # encoded only to check its characters
-    pin = device.type == "cuda"
-    train_loader = make_loader(train_set, config.data.batch_seconds, config.data.max_batch_size, shuffle=True,
-                               seed=config.seed, num_workers=config.data.num_workers, pin_memory=pin,
-                               sorted_epochs=config.data.sorted_epochs, rank=dist.rank,
-                               world_size=dist.world_size)
-    dev_loader = make_loader(dev_set, 2 * config.data.batch_seconds, 256, shuffle=False,
-                             num_workers=config.data.num_workers, pin_memory=pin, rank=dist.rank,
-                             world_size=dist.world_size)
-    log.info("train: %d utterances (%.2f h), dev: %d (%.2f h), vocabulary: %d symbols, device: %s",
-             len(kept), total_hours(kept), len(dev_utts), total_hours(dev_utts), len(vocab), device)
-    log.info("model: %s, %.2fM parameters", config.model, model.num_parameters() / 1e6)
-    if dist.world_size > 1:
-        log.info("distributed: %d processes (%s), a share of every global batch each", dist.world_size,
-                 torch.distributed.get_backend())
-
-    if config.features.normalize == "global" and state is None:
-        stats_loader = make_loader(train_set, config.data.batch_seconds, 256, shuffle=False,
-                                   num_workers=config.data.num_workers)
-        features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    total_steps = config.epochs * len(train_loader.batch_sampler)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_schedule(s, config.optim.warmup_steps, total_steps, config.optim.final_lr_ratio))
-    ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
-    stepper = dist.wrap(model)  # the module forward and backward go through (DDP under torchrun)
-    if config.amp_dtype not in ("bfloat16", "float16"):
-        raise AsrError(f"amp_dtype must be bfloat16 or float16, got {config.amp_dtype!r}")
-    amp_dtype = getattr(torch, config.amp_dtype)
-    # float16 needs its gradients scaled; the scaler skips steps whose gradients overflowed
-    scaler = torch.amp.GradScaler(device.type) if use_amp and amp_dtype == torch.float16 else None
-    augment_rng = torch.Generator().manual_seed(config.seed + dist.rank)  # each process its own draws
-    wave_augment = WaveAugment(config.augment, rate, augment_rng)
-
-    # Everything below is what a training state saves and restores.
-    best = (math.inf, math.inf)
-    recent_weights: list[dict] = []  # the last ``average_last`` epochs' weights, on the CPU
-    step, first_epoch, batches_done, bad_steps = 0, 1, 0, 0
-    epoch_loss = epoch_audio = elapsed_before = 0.0
-    if state is not None:
-        features.load_state_dict(state["features"])
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        rngs = state["rng"]
-        if "python" in rngs:  # a state from before per-process generators were saved
-            rngs = {0: rngs}
-        if dist.rank in rngs:
-            restore_rng_states(rngs[dist.rank], augment_rng)
-        else:  # resumed with more processes than saved: this one keeps its fresh seeded generators
-            log.warning("no saved random state for process %d: it continues from fresh seeds", dist.rank)
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        best, recent_weights = tuple(state["best"]), state["recent_weights"]
-        step, first_epoch, batches_done = state["step"], state["epoch"], state["batches_done"]
-        epoch_loss, epoch_audio, elapsed_before = state["epoch_loss"], state["epoch_audio"], state["elapsed"]
-        _report(f"resumed from {state['path']}: step {step}, epoch {first_epoch}, "
-                f"{batches_done} of its batches done", show_progress)
-
-    start = time.monotonic() - elapsed_before
-    monitor = Monitor(exp_dir, config.tensorboard and dist.is_main, state.get("history") if state else None, step)
-    since_best = state.get("since_best", 0) if state else 0
-
-    def save(epoch: int, done: int) -> Path | None:
-        rngs = dist.merge({dist.rank: rng_states(augment_rng)})  # every process's generators (all call save)
-        if not dist.is_main:
-            return None
-        return save_state(exp_dir, step, {
-            "vocab": vocab.symbols, "features": features.state_dict(), "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict() if scaler else None,
-            "rng": rngs, "best": best, "recent_weights": recent_weights,
-            "epoch": epoch, "batches_done": done, "epoch_loss": epoch_loss, "epoch_audio": epoch_audio,
-            "elapsed": time.monotonic() - start, "history": monitor.history, "since_best": since_best},
-            config.keep_checkpoints)
-
-    try:
-        best_path = exp_dir / "best.pt"
-        out_of_time = False
-        epoch = first_epoch
-        for epoch in range(first_epoch, config.epochs + 1):
-            model.train()
-            train_loader.batch_sampler.set_epoch(epoch, skip=batches_done)
-            bar = tqdm(train_loader, desc=f"epoch {epoch}/{config.epochs}", dynamic_ncols=True, mininterval=1.0,
-                       leave=False, disable=None if show_progress else True)  # None: only on a terminal
-            epoch_start = time.monotonic()
-            audio_at_start = epoch_audio
-            for batch in bar:
-                batch = batch.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                waves, wave_lengths = batch.waveforms, batch.wave_lengths
-                if wave_augment.active:
-                    waves, wave_lengths = wave_augment(waves, wave_lengths)
-                try:
-                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                        feats, frames = chunked_features(features, waves, wave_lengths, pool, step_threads)
-                        feats = spec_augment(feats, frames, config.specaugment, augment_rng)
-                        loss = ctc_gradients(stepper, ctc, feats, frames, batch.targets, batch.target_lengths,
-                                              pool, step_threads, scaler)
-                except torch.OutOfMemoryError:
-                    if dist.world_size > 1:
-                        raise  # the other processes wait for this one's gradients: no skipping
-                    optimizer.zero_grad(set_to_none=True)
-                    del waves, wave_lengths
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    batches_done += 1
-                    log.warning("epoch %d batch %d: out of memory with %d utterances (%.1f s of audio); "
-                                "batch skipped (a lower data.batch_seconds avoids this)", epoch, batches_done,
-                                len(batch.indices), float(batch.wave_lengths.sum()) / rate)
-                    continue
-                if scaler is not None:
-                    scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-                batches_done += 1
-                audio_s = float(batch.wave_lengths.sum()) / rate
-                interrupted = signals.received is not None
-                timed_out = bool(config.max_minutes and time.monotonic() - start > 60 * config.max_minutes)
-                # every process sees the global batch's loss and stops at the same step
-                loss, audio_s, interrupted, timed_out = dist.reduce_step(loss, len(batch.indices), audio_s,
-                                                                         interrupted, timed_out)
-                if not (math.isfinite(loss) and math.isfinite(float(grad_norm))):
-                    bad_steps += 1
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.update()  # overflow: a smaller scale next time
-                    log.warning("epoch %d batch %d: %s loss or gradient, step skipped (%d in a row)", epoch,
-                                batches_done, "NaN/inf", bad_steps)
-                    if bad_steps >= config.max_bad_steps:
-                        raise AsrError(f"{bad_steps} steps in a row had a NaN/inf loss or gradient; stopping "
-                                       f"(see {exp_dir / 'train.log'}; a lower optim.lr often helps)")
-                else:
-                    bad_steps = 0
-                    if scaler is not None:
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    epoch_loss += loss * audio_s
-                    epoch_audio += audio_s
-                speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
-                bar.set_postfix(loss=f"{loss:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
-                if step % config.log_every == 0 and bad_steps == 0:
-                    log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", epoch, step,
-                             loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
-                    monitor.step(step, loss, scheduler.get_last_lr()[0], float(grad_norm), speed)
-                if interrupted:
-                    bar.close()
-                    raise Interrupted(signals.received or signal.SIGTERM, save(epoch, batches_done))
-                if config.checkpoint_every and step % config.checkpoint_every == 0 and bad_steps == 0:
-                    save(epoch, batches_done)
-                if timed_out:
-                    out_of_time = True
-                    break
-            bar.close()
-
-            speed = (epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
-            if config.average_last > 1:
-                recent_weights = recent_weights[-(config.average_last - 1):] + [
-                    {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}]
-            summary, hypotheses = _validate(recognizer, dev_loader, dev_utts, use_amp,
-                                            {"epoch": epoch, "step": step}, dist)
-            if dist.is_main:
-                save_checkpoint(exp_dir / "last.pt", recognizer)
-            improved = (summary.wer, summary.cer) < best
-            since_best = 0 if summary.wer < best[0] else since_best + 1
-            if improved:
-                best = (summary.wer, summary.cer)
-                if dist.is_main:
-                    save_checkpoint(best_path, recognizer)
-            monitor.epoch(epoch, step, epoch_loss / max(epoch_audio, 1e-9), summary.wer, summary.cer,
-                          [(u.text, h) for u, h in zip(dev_utts[:4], hypotheses[:4])])
-            _report(f"epoch {epoch}: train loss {epoch_loss / max(epoch_audio, 1e-9):.4f}, {speed:.0f} audio-s/s | "
-                    f"dev WER {summary.wer:.2f}% CER {summary.cer:.2f}%{' (best)' if improved else ''} | "
-                    f"{(time.monotonic() - start) / 60:.1f} min", show_progress)
-            batches_done, epoch_loss, epoch_audio = 0, 0.0, 0.0
-            save(epoch + 1, 0)
-            if out_of_time:
-                log.info("stopped: max_minutes=%.1f reached", config.max_minutes)
-                break
-            if config.early_stop_patience and since_best >= config.early_stop_patience:
-                _report(f"early stop: no better dev WER for {since_best} epochs", show_progress)
-                break
-
-        if len(recent_weights) > 1:  # weight averaging (as icefall's --avg) smooths the last epochs' noise
-            model.load_state_dict({k: torch.stack([w[k].float() for w in recent_weights]).mean(0).to(v.dtype)
-                                   for k, v in recent_weights[-1].items()})
-            summary, _ = _validate(recognizer, dev_loader, dev_utts, use_amp,
-                                   {"epoch": min(epoch, config.epochs), "step": step,
-                                    "averaged_epochs": len(recent_weights)}, dist)
-            chosen = summary.wer <= best[0]  # on a WER tie the average wins: it generalizes better
-            if dist.is_main:
-                save_checkpoint(exp_dir / "averaged.pt", recognizer)
-                if chosen:
-                    save_checkpoint(best_path, recognizer)
-            _report(f"average of the last {len(recent_weights)} epochs: dev WER {summary.wer:.2f}% "
-                    f"CER {summary.cer:.2f}%{' (best)' if chosen else ''}", show_progress)
-    finally:
-        monitor.close()
-    if dist.is_main:
-        monitor.plot()
-    return best_path
+    return kept, dev_utts
 
 
 def _validate(recognizer: Recognizer, loader, utterances, amp: bool, info: dict, dist: Distributed):

@@ -87,3 +87,23 @@ def test_chunked_features_equal_one_pass():
         chunked, chunked_frames = chunked_features(features, waves, lengths, pool, chunks=2)
     assert torch.equal(frames, chunked_frames)
     assert chunked.shape == one.shape and torch.allclose(chunked, one, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_compiled_step_trains_like_the_eager_one(tmp_path):
+    import re
+
+    manifest = write_fsdd_manifest(tmp_path / "six.jsonl", OVERFIT_ITEMS)
+    losses = {}
+    for compiled in (False, True):
+        exp_dir = tmp_path / f"exp-{compiled}"
+        config = load_train_config(None, TINY_OVERRIDES + [
+            f"exp_dir={exp_dir}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+            "epochs=4", "log_every=1", "step_threads=1", "data.batch_seconds=2", f"compile={compiled}"])
+        train(config, show_progress=False)
+        text = (exp_dir / "train.log").read_text()
+        losses[compiled] = [float(x) for x in re.findall(r"step \d+ loss ([\d.]+)", text)]
+        assert ("torch.compile" in text) == compiled
+    assert len(losses[True]) == len(losses[False]) >= 8
+    assert losses[True] == pytest.approx(losses[False], rel=2e-3)
+    assert losses[True][-1] < losses[True][0]  # it learns
