@@ -5,7 +5,7 @@ features (in chunks on parallel threads, as training does), SpecAugment, forward
 same batches' features computed beforehand, then only forward + backward + clipping +
 optimizer step. Both use the trainer's own pieces (chunked threads on the CPU, bf16 on
 CUDA). Prints audio-seconds per second for each and their ratio; on CUDA also how
-busy the GPU was.
+busy the GPU was during each (NVML utilization sampled every 50 ms, peak memory).
 
     python scripts/bench_train.py --manifest exp/fsdd/data/train.jsonl --config recipes/fsdd/conf.yaml
     python scripts/bench_train.py ... augment.speeds=[0.9,1.0,1.1] augment.noise_prob=0.5
@@ -31,6 +31,7 @@ from asr.config import load_train_config  # noqa: E402
 from asr.data import SpeechDataset, make_loader, read_manifest  # noqa: E402
 from asr.features import FeatureExtractor  # noqa: E402
 from asr.model import CTCModel  # noqa: E402
+from asr.monitor import GpuUtilization  # noqa: E402
 from asr.text import Vocabulary  # noqa: E402
 from asr.train import chunked_features, ctc_gradients  # noqa: E402
 
@@ -72,7 +73,6 @@ def main() -> None:
     generator = torch.Generator().manual_seed(config.seed)
     augment = WaveAugment(config.augment, config.features.sample_rate, generator)
     use_amp = config.amp and device.type == "cuda"
-    rate = config.features.sample_rate
 
     def sync():
         if device.type == "cuda":
@@ -100,20 +100,22 @@ def main() -> None:
             model_step(*prepare(batch)[1:], batch.to(device))
         sync()
 
-        start = time.perf_counter()
-        for batch in subset:
-            batch, feats, frames = prepare(batch)
-            model_step(feats, frames, batch)
-        sync()
-        full = time.perf_counter() - start
+        with GpuUtilization(device) as gpu_full:
+            start = time.perf_counter()
+            for batch in subset:
+                batch, feats, frames = prepare(batch)
+                model_step(feats, frames, batch)
+            sync()
+            full = time.perf_counter() - start
 
         prepared = [prepare(batch) for batch in subset]  # the same batches, features ready
         sync()
-        start = time.perf_counter()
-        for batch, feats, frames in prepared:
-            model_step(feats, frames, batch)
-        sync()
-        bare = time.perf_counter() - start
+        with GpuUtilization(device) as gpu_bare:
+            start = time.perf_counter()
+            for batch, feats, frames in prepared:
+                model_step(feats, frames, batch)
+            sync()
+            bare = time.perf_counter() - start
 
     audio = sum(utterances[i].duration for b in batches for i in b)
     print(f"{len(batches)} batches, {audio:.0f} s of audio, device {device}, {step_threads} step thread(s), "
@@ -123,6 +125,8 @@ def main() -> None:
     print(f"ratio full / bare: {bare / full:.2f} (target >= 0.90)")
     if device.type == "cuda":
         print(f"GPU busy with the model step for about {100 * bare / full:.0f}% of the full pipeline's time")
+        print(f"full pipeline : {gpu_full.summary()}")
+        print(f"bare step     : {gpu_bare.summary()}")
 
 
 if __name__ == "__main__":

@@ -34,3 +34,54 @@ def test_early_stopping_after_patience(tmp_path):
     log = (exp / "train.log").read_text()
     assert "early stop: no better dev WER for 2 epochs" in log
     assert "epoch 3:" in log and "epoch 4:" not in log
+
+
+def test_gpu_utilization_is_not_measured_on_the_cpu():
+    from asr.monitor import GpuUtilization
+
+    with GpuUtilization("cpu") as gpu:
+        pass
+    assert not gpu.available and gpu.samples == [] and gpu.mean is None
+    assert gpu.summary() == "GPU utilization not measured: device cpu is not a CUDA GPU"
+
+
+def test_gpu_utilization_samples_nvml_on_the_visible_device(monkeypatch):
+    """A stand-in NVML: the sampler asks the physical GPU behind cuda:1 (CUDA_VISIBLE_DEVICES) and
+    averages its readings while the block runs."""
+    import sys
+    import threading
+    import types
+
+    from asr.monitor import GpuUtilization
+
+    asked, readings, done = [], iter([40, 80, 90, 100] + [100] * 10_000), threading.Event()
+    fake = types.SimpleNamespace(
+        NVMLError=RuntimeError, nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: asked.append(i) or f"gpu{i}",
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=3 * 2**30))
+
+    def utilization(handle):
+        value = next(readings)
+        if value == 100:
+            done.set()
+        return types.SimpleNamespace(gpu=value)
+
+    fake.nvmlDeviceGetUtilizationRates = utilization
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    with GpuUtilization("cuda:1", interval_s=0.001) as gpu:
+        assert done.wait(10)
+    assert asked == [5]
+    assert gpu.samples[:4] == [40, 80, 90, 100] and set(gpu.samples[4:]) <= {100}
+    assert gpu.peak_bytes == 3 * 2**30
+    assert gpu.summary().startswith("GPU utilization mean ") and "peak memory in use 3.0 GiB" in gpu.summary()
+
+
+def test_gpu_utilization_without_nvml_says_how_to_get_it(monkeypatch):
+    import sys
+
+    from asr.monitor import GpuUtilization
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import fails
+    gpu = GpuUtilization("cuda:0")
+    assert not gpu.available and "pip install nvidia-ml-py" in gpu.summary()
