@@ -32,30 +32,19 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from asr.audio import audio_duration
-from asr.corpus import Conversion, convert, write_manifests
+from asr.corpus import write_manifests
 from asr.errors import AsrError
+from asr.synthesis import (check_engines, draw_voice, espeak_voices, flite_voices, pico_voices, synthesize,
+                           voice_families)
 from asr.text import normalize_text
 
 SAMPLE_RATE = 16000  # Hz, of the written corpus
 MIN_WORDS, MAX_WORDS = 4, 14
 SECONDS_PER_WORD = 0.3  # measured over the voices at rate 1: turns --hours into a number of utterances
-
-
-@dataclass(frozen=True)
-class Voice:
-    name: str  # unique, used in file names and manifests
-    engine: str  # espeak | flite | pico
-    id: str  # the engine's voice name
-
-
-def _espeak(*ids: str) -> list[Voice]:
-    return [Voice(f"espeak-{i.replace('+', '-')}", "espeak", i) for i in ids]
 
 
 # espeak-ng speaks each English accent through many voice variants (formant sets); training
@@ -64,15 +53,14 @@ TRAIN_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbcl
 TRAIN_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m6", "m7", "m8", "klatt", "klatt2", "klatt4", "Alex",
                   "Annie", "adam", "aunty", "belinda", "benjamin", "david", "edward", "grandma", "grandpa", "john",
                   "linda", "max", "paul", "quincy", "robert", "shelby", "steph", "travis", "victor")
-TRAIN_GROUPS = {  # engine family -> voices; a training utterance picks a family by GROUP_SHARE, then a voice
-    "espeak": _espeak(*(a + (f"+{v}" if v else "") for a in TRAIN_ACCENTS for v in TRAIN_VARIANTS)),
-    "mbrola": _espeak("mb-us1", "mb-us2"),
-    "flite": [Voice(f"flite-{v}", "flite", v) for v in ("kal", "kal16", "slt", "awb")],
-    "pico": [Voice("pico-en-US", "pico", "en-US")],
+TRAIN_GROUPS = {  # engine family -> voices; a training utterance picks a family by FAMILY_SHARE, then a voice
+    "espeak": voice_families(TRAIN_ACCENTS, TRAIN_VARIANTS)["espeak"],
+    "mbrola": espeak_voices("mb-us1", "mb-us2"),
+    "flite": flite_voices("kal", "kal16", "slt", "awb"),
+    "pico": pico_voices("en-US"),
 }
-GROUP_SHARE = {"espeak": 0.4, "mbrola": 0.2, "flite": 0.25, "pico": 0.15}
-DEV_VOICES = _espeak("en-gb-x-gbcwmd+m4", "mb-en1")
-TEST_VOICES = _espeak("en-us+m3", "mb-us3") + [Voice("flite-rms", "flite", "rms"), Voice("pico-en-GB", "pico", "en-GB")]
+DEV_VOICES = espeak_voices("en-gb-x-gbcwmd+m4", "mb-en1")
+TEST_VOICES = espeak_voices("en-us+m3", "mb-us3") + flite_voices("rms") + pico_voices("en-GB")
 ALL_VOICES = {v.name: v for v in [v for g in TRAIN_GROUPS.values() for v in g] + DEV_VOICES + TEST_VOICES}
 
 
@@ -99,32 +87,6 @@ def sentences_from(lines: list[str]) -> list[str]:
     return kept
 
 
-def check_engines(voices) -> None:
-    programs = {"espeak": "espeak-ng", "flite": "flite", "pico": "pico2wave"}
-    missing = sorted({programs[v.engine] for v in voices if shutil.which(programs[v.engine]) is None})
-    if missing:
-        raise AsrError(f"speech engine(s) not installed: {', '.join(missing)} (run recipes/synth/install_voices.sh)")
-
-
-def synth_command(voice: Voice, text: str, wav: Path, rate: float, pitch: int) -> list[str]:
-    """The engine's command line; ``rate`` scales the speaking rate (1 = the voice's default)."""
-    if voice.engine == "espeak":
-        return ["espeak-ng", "-v", voice.id, "-s", str(round(170 * rate)), "-p", str(pitch), "-w", str(wav), text]
-    if voice.engine == "flite":
-        return ["flite", "-voice", voice.id, "--setf", f"duration_stretch={1 / rate:.3f}", "-t", text, "-o", str(wav)]
-    return ["pico2wave", "-l", voice.id, "-w", str(wav), text]  # pico has no rate or pitch control
-
-
-def synthesize(voice: Voice, text: str, out: Path, rate: float, pitch: int) -> float:
-    """Speak ``text`` into ``out`` (16 kHz, 16-bit), atomically; returns the duration in seconds."""
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.wav"
-        run = subprocess.run(synth_command(voice, text, raw, rate, pitch), capture_output=True, text=True)
-        if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
-            raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
-        return convert(Conversion(raw, out, SAMPLE_RATE))  # resampled, written atomically
-
-
 def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int) -> tuple[dict, list[str]]:
     """Which voice says which sentence, how fast and how high: {split: [(name, voice, text, rate, pitch)]},
     and the training-side sentences (the LM's text)."""
@@ -135,14 +97,11 @@ def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int)
         raise AsrError(f"only {len(order)} usable sentences; need at least {n_dev + n_test + 100}")
     test, dev, train = order[:n_test], order[n_test:n_test + n_dev], order[n_test + n_dev:]
 
-    groups = list(TRAIN_GROUPS)
-    shares = [GROUP_SHARE.get(g, 1.0) for g in groups]
-
     def utterances(split, texts, voices=None, vary=True):
         """Held-out voices take turns; training voices are drawn by family share, then uniformly."""
         items = []
         for n, text in enumerate(texts):
-            voice = voices[n % len(voices)] if voices else rng.choice(TRAIN_GROUPS[rng.choices(groups, shares)[0]])
+            voice = voices[n % len(voices)] if voices else draw_voice(rng, TRAIN_GROUPS)
             rate, pitch = (rng.uniform(0.8, 1.25), rng.randint(30, 70)) if vary else (1.0, 50)
             items.append((f"{split}-{n:06d}-{voice.name}", voice, text, round(rate, 3), pitch))
         return items
@@ -169,7 +128,7 @@ def prepare(out_dir: Path, sentences: list[str], hours: float, n_dev: int, n_tes
             name, voice, text, rate, pitch = item
             rel = Path("wav") / split / f"{name}.wav"
             path = out_dir / rel
-            duration = audio_duration(path) if path.is_file() else synthesize(voice, text, path, rate, pitch)
+            duration = audio_duration(path) if path.is_file() else synthesize(voice, text, path, SAMPLE_RATE, rate, pitch)
             return {"audio_filepath": str(rel), "duration": round(duration, 4), "text": text,
                     "speaker": voice.name, "rate": rate, "pitch": pitch}
 

@@ -1,0 +1,95 @@
+"""Offline speech synthesis as a data source: the voices of Debian's engines, and one call
+that speaks a text into a WAV file.
+
+Engines (installed by ``recipes/synth/install_voices.sh``): espeak-ng with its English
+accents and voice variants (formant sets), espeak-ng driving the MBROLA diphone voices,
+flite and SVOX pico. Rate and (for espeak-ng and MBROLA) pitch vary per call. Recipes
+choose which voices train and which are held out.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.corpus import Conversion, convert
+from asr.errors import AsrError
+
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-029", "en-us-nyc",
+                  "en-gb-x-gbcwmd")
+ESPEAK_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m3", "m4", "m6", "m7", "m8", "klatt", "klatt2",
+                   "klatt4", "Alex", "Annie", "adam", "aunty", "belinda", "benjamin", "david", "edward", "grandma",
+                   "grandpa", "john", "linda", "max", "paul", "quincy", "robert", "shelby", "steph", "travis",
+                   "victor")
+MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
+FLITE_VOICES = ("kal", "kal16", "slt", "awb", "rms")
+PICO_VOICES = ("en-US", "en-GB")
+PROGRAMS = {"espeak": "espeak-ng", "flite": "flite", "pico": "pico2wave"}
+# A drawn utterance picks a family by these shares, then one of its voices: espeak-ng has hundreds
+# of voices and the other engines a few each, so their families get more than their count's share.
+FAMILY_SHARE = {"espeak": 0.4, "mbrola": 0.2, "flite": 0.25, "pico": 0.15}
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str  # unique, used in file names and manifests
+    engine: str  # espeak | flite | pico
+    id: str  # the engine's voice name
+
+
+def espeak_voices(*ids: str) -> list[Voice]:
+    """espeak-ng voices by id: an accent, optionally ``+variant``, or an MBROLA voice (``mb-us1``)."""
+    return [Voice(f"espeak-{i.replace('+', '-')}", "espeak", i) for i in ids]
+
+
+def flite_voices(*ids: str) -> list[Voice]:
+    return [Voice(f"flite-{i}", "flite", i) for i in ids]
+
+
+def pico_voices(*ids: str) -> list[Voice]:
+    return [Voice(f"pico-{i}", "pico", i) for i in ids]
+
+
+def voice_families(accents=ESPEAK_ACCENTS, variants=ESPEAK_VARIANTS) -> dict[str, list[Voice]]:
+    """Every voice, by engine family: espeak (accent x variant), mbrola, flite, pico."""
+    return {
+        "espeak": espeak_voices(*(a + (f"+{v}" if v else "") for a in accents for v in variants)),
+        "mbrola": espeak_voices(*MBROLA_VOICES),
+        "flite": flite_voices(*FLITE_VOICES),
+        "pico": pico_voices(*PICO_VOICES),
+    }
+
+
+def draw_voice(rng: random.Random, families: dict[str, list[Voice]], share: dict = FAMILY_SHARE) -> Voice:
+    """A family by ``share``, then one of its voices uniformly."""
+    names = list(families)
+    return rng.choice(families[rng.choices(names, [share.get(n, 1.0) for n in names])[0]])
+
+
+def check_engines(voices) -> None:
+    missing = sorted({PROGRAMS[v.engine] for v in voices if shutil.which(PROGRAMS[v.engine]) is None})
+    if missing:
+        raise AsrError(f"speech engine(s) not installed: {', '.join(missing)} (run recipes/synth/install_voices.sh)")
+
+
+def synth_command(voice: Voice, text: str, wav: Path, rate: float, pitch: int) -> list[str]:
+    """The engine's command line; ``rate`` scales the speaking rate (1 = the voice's default)."""
+    if voice.engine == "espeak":
+        return ["espeak-ng", "-v", voice.id, "-s", str(round(170 * rate)), "-p", str(pitch), "-w", str(wav), text]
+    if voice.engine == "flite":
+        return ["flite", "-voice", voice.id, "--setf", f"duration_stretch={1 / rate:.3f}", "-t", text, "-o", str(wav)]
+    return ["pico2wave", "-l", voice.id, "-w", str(wav), text]  # pico has no rate or pitch control
+
+
+def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float = 1.0, pitch: int = 50) -> float:
+    """Speak ``text`` into ``out`` (``sample_rate``, 16-bit WAV), atomically; returns the duration in seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        run = subprocess.run(synth_command(voice, text, raw, rate, pitch), capture_output=True, text=True)
+        if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
+            raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
+        return convert(Conversion(raw, out, sample_rate))  # resampled, written atomically
