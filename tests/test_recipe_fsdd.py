@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,34 @@ def test_preparation_is_deterministic(tmp_path):
             (tmp_path / "b" / f"{name}.jsonl").read_text()
         assert (tmp_path / "a" / "wav" / "connected-train" / "connected-train-00004.wav").read_bytes() == \
             (tmp_path / "b" / "wav" / "connected-train" / "connected-train-00004.wav").read_bytes()
+
+
+@pytest.mark.skipif(not all(shutil.which(p) for p in ("espeak-ng", "flite", "pico2wave")),
+                    reason="speech engines not installed (recipes/synth/install_voices.sh)")
+def test_synthetic_voices_add_digit_utterances_to_training_only(tmp_path):
+    import soundfile as sf
+
+    counts = {"train": 3, "dev": 2, "test": 6}
+    prepare.prepare(FSDD, tmp_path, {"george"}, counts, seed=7, n_tts=16)
+    train = read(tmp_path / "train.jsonl")
+    tts = [e for e in train if "/tts-train/" in e["audio_filepath"]]
+    assert len(train) == 5 * 10 * 43 + 3 + 16 and len(tts) == 16
+    assert [len(e["text"].split()) == 1 for e in tts] == [True, False] * 8  # single digits and strings
+    assert all(set(e["text"].split()) <= set(prepare.WORDS) and 2 <= len(e["text"].split()) <= 7
+               for e in tts[1::2])
+    assert len({e["speaker"] for e in tts}) > 8 and not {e["speaker"] for e in tts} & {"jackson", "theo"}
+    for e in tts:
+        info = sf.info(tmp_path / e["audio_filepath"])
+        assert info.samplerate == 8000 and info.duration == pytest.approx(e["duration"], abs=1e-3)
+        assert 0.2 < e["duration"] < 8.0
+    for name in ("dev", "test-isolated", "test-connected", "test-heldout-isolated"):
+        assert not any("tts" in e["audio_filepath"] for e in read(tmp_path / f"{name}.jsonl")), name
+    # a rerun (an interrupted preparation resumed) keeps every synthesized file and the manifest
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "wav" / "tts-train").iterdir()}
+    before = (tmp_path / "train.jsonl").read_text()
+    prepare.prepare(FSDD, tmp_path, {"george"}, counts, seed=7, n_tts=16)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "wav" / "tts-train").iterdir()} == stamps
+    assert (tmp_path / "train.jsonl").read_text() == before
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):

@@ -9,6 +9,11 @@ also include single digits with pauses around them.
 With ``--heldout-speakers``, those speakers contribute nothing to train or dev;
 their test takes form separate test sets (isolated and connected).
 
+With ``--tts N``, training also gets N synthesized utterances (half single digits, half
+strings of 2-7 digits) spoken by the offline voices of ``asr.synthesis`` (espeak-ng
+accents and variants, MBROLA, flite, pico; rate and pitch varied): hundreds of voices
+where FSDD has six speakers. Dev and test stay real recordings.
+
 Writes into OUT_DIR: train.jsonl, dev.jsonl, test-isolated.jsonl,
 test-connected.jsonl (+ test-heldout-isolated.jsonl, test-heldout-connected.jsonl)
 and the connected utterances' audio under wav/.
@@ -16,9 +21,11 @@ and the connected utterances' audio under wav/.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +35,7 @@ from asr.corpus import recipe_main
 from asr.data import write_manifest
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
+from asr.synthesis import check_engines, draw_voice, synthesize, voice_families
 
 ARCHIVE_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 SAMPLE_RATE = 8000  # Hz, FSDD's native rate
@@ -112,7 +120,34 @@ def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, n
     return entries
 
 
-def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[str, int], seed: int) -> None:
+def tts_entries(count: int, seed: int, out_dir: Path, workers: int = os.cpu_count() or 1) -> list[dict]:
+    """``count`` digit utterances by synthetic voices, at FSDD's rate, under wav/tts-train/. Names
+    follow from the seed and an existing file is kept, so an interrupted preparation resumes."""
+    if count <= 0:
+        return []
+    rng = random.Random(seed)
+    families = voice_families()
+    plan = []
+    for n in range(count):
+        voice = draw_voice(rng, families)
+        digits = 1 if n % 2 == 0 else rng.randint(2, 7)
+        text = " ".join(rng.choice(WORDS) for _ in range(digits))
+        plan.append((Path("wav") / "tts-train" / f"tts-{n:05d}-{voice.name}.wav", voice, text,
+                     round(rng.uniform(0.8, 1.3), 3), rng.randint(25, 75)))
+    check_engines({voice for _, voice, *_ in plan})
+
+    def one(item) -> dict:
+        rel, voice, text, rate, pitch = item
+        path = out_dir / rel
+        duration = audio_duration(path) if path.is_file() else synthesize(voice, text, path, SAMPLE_RATE, rate, pitch)
+        return {"audio_filepath": str(rel), "duration": round(duration, 4), "text": text, "speaker": voice.name}
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(one, plan))
+
+
+def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[str, int], seed: int,
+            n_tts: int = 0) -> None:
     items = scan(data_dir)
     speakers = {i["speaker"] for i in items}
     unknown = sorted(heldout - speakers)
@@ -127,7 +162,8 @@ def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[
     out_dir.mkdir(parents=True, exist_ok=True)
     manifests = {
         "train": isolated_entries(splits["train"]) + connected_entries(
-            splits["train"], n_connected["train"], seed, out_dir, "connected-train", min_digits=1),
+            splits["train"], n_connected["train"], seed, out_dir, "connected-train", min_digits=1)
+        + tts_entries(n_tts, seed + 4, out_dir),
         "dev": isolated_entries(splits["dev"]) + connected_entries(
             splits["dev"], n_connected["dev"], seed + 1, out_dir, "connected-dev"),
         "test-isolated": isolated_entries(splits["test"]),
@@ -154,12 +190,14 @@ def main(argv=None) -> int:
         p.add_argument("--connected-train", type=int, default=1000, help="connected-digit training utterances")
         p.add_argument("--connected-dev", type=int, default=100)
         p.add_argument("--connected-test", type=int, default=300)
+        p.add_argument("--tts", type=int, default=0, metavar="N",
+                       help="N synthesized digit utterances added to training (needs recipes/synth/install_voices.sh)")
         p.add_argument("--seed", type=int, default=7)
 
     def prep(data_dir: Path, out_dir: Path, args) -> None:
         heldout = {s.strip() for s in args.heldout_speakers.split(",") if s.strip()}
         counts = {"train": args.connected_train, "dev": args.connected_dev, "test": args.connected_test}
-        prepare(data_dir, out_dir, heldout, counts, args.seed)
+        prepare(data_dir, out_dir, heldout, counts, args.seed, args.tts)
 
     return recipe_main(__doc__, prep, lambda download_dir, args: download(download_dir), options, argv)
 

@@ -3,6 +3,7 @@
 #
 #   recipes/fsdd/run.sh --data-dir ../shared/data/fsdd/recordings
 #   recipes/fsdd/run.sh --heldout-speakers george --exp-dir exp/fsdd-heldout-george
+#   recipes/fsdd/run.sh --tts 2000 ...   # + 2,000 digit utterances by synthetic voices (install_voices.sh)
 #
 # Stages (each leaves a marker in EXP_DIR; a rerun skips finished stages, while --stage N
 # [--stop-stage M] reruns stages N..M whatever their markers say):
@@ -18,17 +19,19 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 heldout=""
 connected=1000,100,300
+tts=0
 lexicon=1  # ten digit words
-recipe_usage() { header_usage; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST"; }
+recipe_usage() { header_usage; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST --tts N"; }
 recipe_option() {
   case "$1" in
     --heldout-speakers) heldout=$2; taken=2 ;;
     --connected) connected=$2; taken=2 ;;
+    --tts) tts=$2; taken=2 ;;
   esac
 }
 source "$here/../stages.sh"
 parse_options "$@"
 IFS=, read -r n_train n_dev n_test <<< "$connected"
 corpus_stages "$here/prepare.py" --heldout-speakers "$heldout" \
-  --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test"
+  --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test" --tts "$tts"
 library_stages "FSDD (heldout: ${heldout:-none})"
