@@ -16,9 +16,13 @@ from asr.errors import AsrError
 NOISE_KINDS = ("white", "pink", "babble")
 
 
+EQ_POINTS = 8  # control points of the random gain curve (``eq_db``), evenly spaced in mels
+
+
 class WaveAugment:
-    """Speed perturbation, then gain, then additive noise at a random SNR, then (optionally)
-    a simulated room response, each drawn per utterance."""
+    """Speed perturbation, then gain, then a random channel colouring (equalizer curve), then
+    additive noise at a random SNR, then (optionally) a simulated room response, each drawn
+    per utterance."""
 
     def __init__(self, config: AugmentConfig, sample_rate: int, generator: torch.Generator):
         unknown = sorted(set(config.noise_kinds) - set(NOISE_KINDS))
@@ -27,6 +31,8 @@ class WaveAugment:
                            f"(choose from: {', '.join(NOISE_KINDS)})")
         if len(config.snr_db) != 2 or config.snr_db[0] > config.snr_db[1]:
             raise AsrError(f"augment.snr_db must be [low, high], got {list(config.snr_db)}")
+        if config.eq_db < 0 or config.volume_db < 0:
+            raise AsrError(f"augment.volume_db and augment.eq_db must be >= 0 (got {config.volume_db}, {config.eq_db})")
         if any(f <= 0 for f in config.speeds):
             raise AsrError(f"augment.speeds must be positive, got {list(config.speeds)}")
         self.config = config
@@ -37,7 +43,8 @@ class WaveAugment:
     @property
     def active(self) -> bool:
         c = self.config
-        return (set(c.speeds) - {1.0} != set()) or c.volume_db > 0 or c.noise_prob > 0 or c.reverb_prob > 0
+        return (set(c.speeds) - {1.0} != set() or c.volume_db > 0 or c.eq_db > 0 or c.noise_prob > 0
+                or c.reverb_prob > 0)
 
     def _rand(self, *shape) -> torch.Tensor:
         return torch.rand(*shape, generator=self.generator)
@@ -52,6 +59,8 @@ class WaveAugment:
         if c.volume_db > 0:
             gain_db = (self._rand(B) * 2 - 1) * c.volume_db
             waves = waves * (10 ** (gain_db / 20)).to(device)[:, None]
+        if c.eq_db > 0:
+            waves = self.equalize(waves, lengths)
         if c.noise_prob > 0:
             waves = self.add_noise(waves, lengths, valid)
         if c.reverb_prob > 0:
@@ -77,6 +86,26 @@ class WaveAugment:
         for row, wave in enumerate(outputs):
             padded[row, :len(wave)] = wave
         return padded, out_lengths
+
+    def equalize(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Colour each utterance as a microphone or channel would: its spectrum times a smooth gain
+        curve, drawn in [-eq_db, +eq_db] dB at EQ_POINTS frequencies evenly spaced in mels and
+        interpolated linearly (in dB) between them. Each utterance keeps its energy; the filtering
+        is linear (zero-padded FFT), so nothing wraps around into the start."""
+        B, S = waves.shape
+        device = waves.device
+        n = 1 << (S + self.rate // 10).bit_length()  # room for the short response's tail
+        freqs = torch.arange(n // 2 + 1, device=device) * self.rate / n
+        mel = lambda f: 2595 * torch.log10(1 + f / 700)  # noqa: E731
+        position = mel(freqs) / mel(torch.tensor(self.rate / 2)) * (EQ_POINTS - 1)
+        low = position.floor().long().clamp(max=EQ_POINTS - 2)
+        weight = position - low
+        points = ((self._rand(B, EQ_POINTS) * 2 - 1) * self.config.eq_db).to(device)
+        gain_db = points[:, low] * (1 - weight) + points[:, low + 1] * weight  # (B, n // 2 + 1)
+        out = torch.fft.irfft(torch.fft.rfft(waves, n) * 10 ** (gain_db / 20), n)[:, :S]
+        out = out * (torch.arange(S, device=device) < lengths[:, None])
+        before, after = (waves ** 2).sum(1, keepdim=True), (out ** 2).sum(1, keepdim=True)
+        return out * torch.sqrt(before / after.clamp(min=1e-20))
 
     def add_noise(self, waves: torch.Tensor, lengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         c = self.config

@@ -78,6 +78,8 @@ class AugmentConfig:
 
     speeds: tuple[float, ...] = (1.0,)  # speed perturbation: one factor per utterance, e.g. [0.9, 1.0, 1.1]
     volume_db: float = 0.0  # gain drawn from [-volume_db, +volume_db] dB per utterance (0: off)
+    eq_db: float = 0.0  # channel colouring: a smooth random gain curve over frequency, gains drawn
+    #                     from [-eq_db, +eq_db] dB at points spread on the mel scale (0: off)
     noise_prob: float = 0.0  # share of utterances that get additive noise
     snr_db: tuple[float, ...] = (10.0, 30.0)  # signal-to-noise ratio range, dB
     noise: str = ""  # a folder of noise recordings or a manifest; empty: generated noise

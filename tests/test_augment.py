@@ -85,7 +85,31 @@ def test_reverb_keeps_length_and_energy():
         assert float(out[i, :n].pow(2).sum()) == pytest.approx(float(waves[i, :n].pow(2).sum()), rel=0.05)
 
 
+def test_equalizer_colours_the_spectrum_within_the_range_and_keeps_the_rest():
+    waves, lengths = batch()
+    config = AugmentConfig(eq_db=6.0)
+    out, out_lengths = augment(config)(waves, lengths)
+    assert torch.equal(out_lengths, lengths) and out.shape == waves.shape
+    curves = []
+    for i, n in enumerate(lengths.tolist()):
+        assert out[i, n:].abs().sum() == 0  # padding stays silent
+        assert float(out[i, :n].pow(2).sum()) == pytest.approx(float(waves[i, :n].pow(2).sum()), rel=1e-4)
+        before = torch.fft.rfft(waves[i, :n]).abs().pow(2)
+        after = torch.fft.rfft(out[i, :n]).abs().pow(2)
+        bands = torch.linspace(0, len(before), 9).long()  # eight bands, 500 Hz each
+        gain_db = torch.stack([10 * torch.log10(after[a:b].sum() / before[a:b].sum())
+                               for a, b in zip(bands[:-1], bands[1:])])
+        spread = float(gain_db.max() - gain_db.min())
+        assert 1.0 < spread <= 2 * 6.0 + 0.5  # coloured, never by more than the range allows
+        curves.append(gain_db)
+    assert not torch.allclose(curves[0], curves[1], atol=0.5)  # a curve of its own per utterance
+    again, _ = augment(config)(waves, lengths)
+    assert torch.equal(again, out)
+
+
 def test_bad_settings():
+    with pytest.raises(AsrError, match="eq_db must be >= 0"):
+        augment(AugmentConfig(eq_db=-3.0))
     with pytest.raises(AsrError, match="unknown kind"):
         augment(AugmentConfig(noise_kinds=("traffic",)))
     with pytest.raises(AsrError, match="snr_db"):
