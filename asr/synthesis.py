@@ -3,8 +3,9 @@ that speaks a text into a WAV file.
 
 Engines (installed by ``recipes/synth/install_voices.sh``): espeak-ng with its English
 accents and voice variants (formant sets), espeak-ng driving the MBROLA diphone voices,
-flite and SVOX pico. Rate and (for espeak-ng and MBROLA) pitch vary per call. Recipes
-choose which voices train and which are held out.
+flite, SVOX pico, RHVoice (six English voices) and Festival (four diphone voices and an
+HTS voice). Rate varies per call on all but pico, pitch on espeak-ng, MBROLA and
+RHVoice. Recipes choose which voices train and which are held out.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ ESPEAK_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m3", "m4", "m6", "m7
 MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
 FLITE_VOICES = ("kal", "kal16", "slt", "awb", "rms")
 PICO_VOICES = ("en-US", "en-GB")
-PROGRAMS = {"espeak": "espeak-ng", "flite": "flite", "pico": "pico2wave"}
+RHVOICE_VOICES = ("slt", "clb", "bdl", "alan", "evgeniy-eng", "lyubov")
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "rab_diphone", "don_diphone", "cmu_us_slt_arctic_hts")
+PROGRAMS = {"espeak": "espeak-ng", "flite": "flite", "pico": "pico2wave", "rhvoice": "RHVoice-test",
+            "festival": "text2wave"}
 # A drawn utterance picks a family by these shares, then one of its voices: espeak-ng has hundreds
 # of voices and the other engines a few each, so their families get more than their count's share.
-FAMILY_SHARE = {"espeak": 0.4, "mbrola": 0.2, "flite": 0.25, "pico": 0.15}
+FAMILY_SHARE = {"espeak": 0.4, "mbrola": 0.2, "flite": 0.25, "pico": 0.15, "rhvoice": 0.2, "festival": 0.15}
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,14 @@ def pico_voices(*ids: str) -> list[Voice]:
     return [Voice(f"pico-{i}", "pico", i) for i in ids]
 
 
+def rhvoice_voices(*ids: str) -> list[Voice]:
+    return [Voice(f"rhvoice-{i}", "rhvoice", i) for i in ids]
+
+
+def festival_voices(*ids: str) -> list[Voice]:
+    return [Voice(f"festival-{i.split('_')[0] if i.endswith('_diphone') else i}", "festival", i) for i in ids]
+
+
 def voice_families(accents=ESPEAK_ACCENTS, variants=ESPEAK_VARIANTS) -> dict[str, list[Voice]]:
     """Every voice, by engine family: espeak (accent x variant), mbrola, flite, pico."""
     return {
@@ -61,6 +73,8 @@ def voice_families(accents=ESPEAK_ACCENTS, variants=ESPEAK_VARIANTS) -> dict[str
         "mbrola": espeak_voices(*MBROLA_VOICES),
         "flite": flite_voices(*FLITE_VOICES),
         "pico": pico_voices(*PICO_VOICES),
+        "rhvoice": rhvoice_voices(*RHVOICE_VOICES),
+        "festival": festival_voices(*FESTIVAL_VOICES),
     }
 
 
@@ -76,20 +90,29 @@ def check_engines(voices) -> None:
         raise AsrError(f"speech engine(s) not installed: {', '.join(missing)} (run recipes/synth/install_voices.sh)")
 
 
-def synth_command(voice: Voice, text: str, wav: Path, rate: float, pitch: int) -> list[str]:
-    """The engine's command line; ``rate`` scales the speaking rate (1 = the voice's default)."""
+def synth_command(voice: Voice, text_file: Path, wav: Path, rate: float, pitch: int) -> list[str]:
+    """The engine's command line for the text in ``text_file``; ``rate`` scales the speaking rate
+    (1 = the voice's default), ``pitch`` is 0-100 (50 = the voice's default)."""
+    text = text_file.read_text().strip()
     if voice.engine == "espeak":
         return ["espeak-ng", "-v", voice.id, "-s", str(round(170 * rate)), "-p", str(pitch), "-w", str(wav), text]
     if voice.engine == "flite":
         return ["flite", "-voice", voice.id, "--setf", f"duration_stretch={1 / rate:.3f}", "-t", text, "-o", str(wav)]
+    if voice.engine == "rhvoice":  # rate and pitch in percent of the default; RHVoice's rate floor is 50
+        return ["RHVoice-test", "-p", voice.id, "-r", str(round(100 * rate)), "-t", str(2 * pitch),
+                "-i", str(text_file), "-o", str(wav)]
+    if voice.engine == "festival":
+        return ["text2wave", "-eval", f"(voice_{voice.id})", "-eval",
+                f"(Parameter.set 'Duration_Stretch {1 / rate:.3f})", str(text_file), "-o", str(wav)]
     return ["pico2wave", "-l", voice.id, "-w", str(wav), text]  # pico has no rate or pitch control
 
 
 def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float = 1.0, pitch: int = 50) -> float:
     """Speak ``text`` into ``out`` (``sample_rate``, 16-bit WAV), atomically; returns the duration in seconds."""
     with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.wav"
-        run = subprocess.run(synth_command(voice, text, raw, rate, pitch), capture_output=True, text=True)
+        raw, text_file = Path(tmp) / "raw.wav", Path(tmp) / "text.txt"
+        text_file.write_text(text + "\n")
+        run = subprocess.run(synth_command(voice, text_file, raw, rate, pitch), capture_output=True, text=True)
         if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
             raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
         return convert(Conversion(raw, out, sample_rate))  # resampled, written atomically

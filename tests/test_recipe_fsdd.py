@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from asr.synthesis import PROGRAMS
 from conftest import FSDD, REPO, TINY_OVERRIDES
 
 sys.path.insert(0, str(REPO / "recipes" / "fsdd"))
@@ -71,7 +72,7 @@ def test_preparation_is_deterministic(tmp_path):
             (tmp_path / "b" / "wav" / "connected-train" / "connected-train-00004.wav").read_bytes()
 
 
-@pytest.mark.skipif(not all(shutil.which(p) for p in ("espeak-ng", "flite", "pico2wave")),
+@pytest.mark.skipif(not all(shutil.which(p) for p in PROGRAMS.values()),
                     reason="speech engines not installed (recipes/synth/install_voices.sh)")
 def test_synthetic_voices_add_digit_utterances_to_training_only(tmp_path):
     import soundfile as sf

@@ -1,0 +1,60 @@
+"""The offline voices (asr.synthesis): every engine speaks, at the rate asked, into the
+sample rate asked; installed by recipes/synth/install_voices.sh."""
+
+import random
+import shutil
+
+import pytest
+import soundfile as sf
+
+from asr.errors import AsrError
+from asr.synthesis import PROGRAMS, Voice, check_engines, draw_voice, synthesize, voice_families
+
+engines_missing = [p for p in PROGRAMS.values() if shutil.which(p) is None]
+needs_engines = pytest.mark.skipif(bool(engines_missing), reason=f"not installed: {engines_missing}")
+
+
+def test_catalogue_has_every_family_and_unique_names():
+    families = voice_families()
+    assert {k: len(v) for k, v in families.items()} == {
+        "espeak": 8 * 35, "mbrola": 4, "flite": 5, "pico": 2, "rhvoice": 6, "festival": 5}
+    names = [v.name for group in families.values() for v in group]
+    assert len(names) == len(set(names)) == 302
+    first, again = random.Random(1), random.Random(1)
+    assert [draw_voice(first, families) for _ in range(5)] == [draw_voice(again, families) for _ in range(5)]
+    rng = random.Random(2)
+    counts = {}
+    for _ in range(2000):
+        v = draw_voice(rng, families)
+        family = next(k for k, group in families.items() if v in group)
+        counts[family] = counts.get(family, 0) + 1
+    assert counts["espeak"] < 700 and counts["pico"] > 100  # shares, not voice counts, pick the family
+
+
+@needs_engines
+@pytest.mark.parametrize("family", ["espeak", "mbrola", "flite", "pico", "rhvoice", "festival"])
+def test_every_engine_speaks_at_the_rate_asked(tmp_path, family):
+    voice = voice_families()[family][0]
+    slow = synthesize(voice, "three seven one nine", tmp_path / "slow.wav", 8000, rate=0.8, pitch=40)
+    fast = synthesize(voice, "three seven one nine", tmp_path / "fast.wav", 8000, rate=1.25, pitch=60)
+    for path, duration in ((tmp_path / "slow.wav", slow), (tmp_path / "fast.wav", fast)):
+        info = sf.info(path)
+        assert info.samplerate == 8000 and info.duration == pytest.approx(duration, abs=1e-3)
+        assert 0.5 < duration < 5.0
+    if family == "pico":  # no rate control
+        assert slow == pytest.approx(fast, abs=0.01)
+    else:
+        assert slow > 1.2 * fast
+
+
+def test_missing_engine_and_failed_synthesis_are_one_line_errors(tmp_path, monkeypatch):
+    monkeypatch.setitem(PROGRAMS, "espeak", "no-such-engine-here")
+    with pytest.raises(AsrError, match=r"speech engine\(s\) not installed: no-such-engine-here \(run recipes"):
+        check_engines([Voice("espeak-en", "espeak", "en")])
+
+
+@needs_engines
+def test_unknown_voice_fails_with_the_voice_named(tmp_path):
+    with pytest.raises(AsrError, match="espeak-nobody: synthesis failed for 'one' .*voice does not exist"):
+        synthesize(Voice("espeak-nobody", "espeak", "nobody"), "one", tmp_path / "x.wav", 8000)
+    assert not (tmp_path / "x.wav").exists()
