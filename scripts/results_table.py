@@ -1,26 +1,63 @@
-"""Markdown WER table from `asr evaluate --json` outputs.
+"""Markdown WER tables from `asr evaluate --json` outputs.
+
+One experiment, a row per test set and decoder:
 
     python scripts/results_table.py --title "FSDD" exp/fsdd/eval-*.json > exp/fsdd/RESULTS.md
+
+Several experiments side by side (e.g. each speaker held out in turn), a row per
+experiment folder, a column per test set, and the mean of each column:
+
+    python scripts/results_table.py --across exp/fsdd-heldout-* --decoder greedy
 """
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+
+def per_file(title: str, files: list[str]) -> None:
+    print(f"## {title}\n")
+    print("| test set | decoder | utterances | words | WER % | CER % | sub | del | ins |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for path in files:
+        s = json.loads(Path(path).read_text())
+        name = Path(s["manifest"]).stem
+        print(f"| {name} | {s.get('decoder', 'greedy')} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | "
+              f"{s['cer']:.2f} | {s['substitutions']} | {s['deletions']} | {s['insertions']} |")
+
+
+def across(title: str, folders: list[str], decoder: str) -> None:
+    """WER % per experiment folder (rows) and test set (columns), then each column's mean."""
+    table: dict[str, dict[str, float]] = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob(f"eval-test-*-{decoder}.json")):
+            s = json.loads(path.read_text())
+            table.setdefault(Path(folder).name, {})[Path(s["manifest"]).stem] = s["wer"]
+    if not table:
+        sys.exit(f"results_table.py: error: no eval-test-*-{decoder}.json in {', '.join(folders)}")
+    sets = sorted({name for row in table.values() for name in row})
+    print(f"## {title} ({decoder} WER %)\n")
+    print("| experiment | " + " | ".join(sets) + " |")
+    print("| --- |" + " ---: |" * len(sets))
+    for folder, row in table.items():
+        print(f"| {folder} | " + " | ".join(f"{row[n]:.2f}" if n in row else "" for n in sets) + " |")
+    means = [[row[n] for row in table.values() if n in row] for n in sets]
+    print(f"| mean of {len(table)} | " + " | ".join(f"{sum(m) / len(m):.2f}" for m in means) + " |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--title", default="Results")
-    parser.add_argument("files", nargs="+", help="JSON summaries written by asr evaluate --json")
+    parser.add_argument("--across", action="store_true", help="the arguments are experiment folders")
+    parser.add_argument("--decoder", default="greedy", help="with --across: greedy or beam")
+    parser.add_argument("paths", nargs="+", help="JSON summaries written by asr evaluate --json (or, with "
+                                                 "--across, experiment folders)")
     args = parser.parse_args()
-    print(f"## {args.title}\n")
-    print("| test set | decoder | utterances | words | WER % | CER % | sub | del | ins |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for path in args.files:
-        s = json.loads(Path(path).read_text())
-        name = Path(s["manifest"]).stem
-        print(f"| {name} | {s.get('decoder', 'greedy')} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | "
-              f"{s['cer']:.2f} | {s['substitutions']} | {s['deletions']} | {s['insertions']} |")
+    if args.across:
+        across(args.title, args.paths, args.decoder)
+    else:
+        per_file(args.title, args.paths)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,47 @@
+"""scripts/results_table.py: a table per experiment, and experiments side by side with means."""
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+SCRIPT = REPO / "scripts" / "results_table.py"
+
+
+def write_eval(folder, name, decoder, wer):
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = {"wer": wer, "cer": wer / 2, "utterances": 50, "words": 60, "substitutions": 3, "deletions": 1,
+               "insertions": 0, "manifest": f"{folder}/data/{name}.jsonl", "decoder": decoder}
+    path = folder / f"eval-{name}-{decoder}.json"
+    path.write_text(json.dumps(summary))
+    return path
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
+
+
+def test_one_experiment_has_a_row_per_set_and_decoder(tmp_path):
+    files = [write_eval(tmp_path, "test-a", "greedy", 10.0), write_eval(tmp_path, "test-a", "beam", 5.0)]
+    out = run("--title", "T", *files)
+    assert out.returncode == 0
+    assert "| test-a | greedy | 50 | 60 | 10.00 | 5.00 | 3 | 1 | 0 |" in out.stdout
+    assert "| test-a | beam | 50 | 60 | 5.00 | 2.50 | 3 | 1 | 0 |" in out.stdout
+
+
+def test_experiments_side_by_side_with_column_means(tmp_path):
+    write_eval(tmp_path / "held-a", "test-heldout", "greedy", 20.0)
+    write_eval(tmp_path / "held-a", "test-in", "greedy", 1.0)
+    write_eval(tmp_path / "held-a", "test-in", "beam", 0.5)  # another decoder: not in the greedy table
+    write_eval(tmp_path / "held-b", "test-heldout", "greedy", 10.0)
+    write_eval(tmp_path / "held-b", "test-in", "greedy", 0.0)
+    out = run("--across", "--title", "Held out", tmp_path / "held-a", tmp_path / "held-b")
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0] == "## Held out (greedy WER %)"
+    assert "| experiment | test-heldout | test-in |" in lines
+    assert "| held-a | 20.00 | 1.00 |" in lines and "| held-b | 10.00 | 0.00 |" in lines
+    assert lines[-1] == "| mean of 2 | 15.00 | 0.50 |"
+    empty = run("--across", tmp_path / "nothing")
+    assert empty.returncode != 0 and "no eval-test-*-greedy.json" in empty.stderr
