@@ -10,13 +10,16 @@ RHVoice. Recipes choose which voices train and which are held out.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr.audio import audio_duration
 from asr.corpus import Conversion, convert
 from asr.errors import AsrError
 
@@ -116,3 +119,34 @@ def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float
         if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
             raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
         return convert(Conversion(raw, out, sample_rate))  # resampled, written atomically
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One thing to say: where its audio goes (relative to the corpus folder), who says it, how."""
+
+    path: Path
+    voice: Voice
+    text: str
+    rate: float = 1.0
+    pitch: int = 50
+
+    def entry(self, duration: float) -> dict:
+        """Its manifest entry."""
+        return {"audio_filepath": str(self.path), "duration": round(duration, 4), "text": self.text,
+                "speaker": self.voice.name, "rate": self.rate, "pitch": self.pitch}
+
+
+def synthesize_all(utterances: list[Utterance], out_dir: Path, sample_rate: int,
+                   workers: int = os.cpu_count() or 1) -> list[dict]:
+    """Speak every utterance into ``out_dir`` (engines in parallel) and return their manifest entries.
+    A file that exists is kept and only measured, so an interrupted preparation resumes."""
+    check_engines({u.voice for u in utterances})
+
+    def one(u: Utterance) -> dict:
+        path = out_dir / u.path
+        return u.entry(audio_duration(path) if path.is_file() else
+                       synthesize(u.voice, u.text, path, sample_rate, u.rate, u.pitch))
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(one, utterances))

@@ -21,11 +21,9 @@ and the connected utterances' audio under wav/.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +33,7 @@ from asr.corpus import recipe_main
 from asr.data import write_manifest
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
-from asr.synthesis import check_engines, draw_voice, synthesize, voice_families
+from asr.synthesis import Utterance, draw_voice, synthesize_all, voice_families
 
 ARCHIVE_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 SAMPLE_RATE = 8000  # Hz, FSDD's native rate
@@ -120,30 +118,19 @@ def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, n
     return entries
 
 
-def tts_entries(count: int, seed: int, out_dir: Path, workers: int = os.cpu_count() or 1) -> list[dict]:
+def tts_entries(count: int, seed: int, out_dir: Path) -> list[dict]:
     """``count`` digit utterances by synthetic voices, at FSDD's rate, under wav/tts-train/. Names
     follow from the seed and an existing file is kept, so an interrupted preparation resumes."""
-    if count <= 0:
-        return []
     rng = random.Random(seed)
     families = voice_families()
-    plan = []
+    utterances = []
     for n in range(count):
         voice = draw_voice(rng, families)
         digits = 1 if n % 2 == 0 else rng.randint(2, 7)
         text = " ".join(rng.choice(WORDS) for _ in range(digits))
-        plan.append((Path("wav") / "tts-train" / f"tts-{n:05d}-{voice.name}.wav", voice, text,
-                     round(rng.uniform(0.8, 1.3), 3), rng.randint(25, 75)))
-    check_engines({voice for _, voice, *_ in plan})
-
-    def one(item) -> dict:
-        rel, voice, text, rate, pitch = item
-        path = out_dir / rel
-        duration = audio_duration(path) if path.is_file() else synthesize(voice, text, path, SAMPLE_RATE, rate, pitch)
-        return {"audio_filepath": str(rel), "duration": round(duration, 4), "text": text, "speaker": voice.name}
-
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        return list(pool.map(one, plan))
+        utterances.append(Utterance(Path("wav") / "tts-train" / f"tts-{n:05d}-{voice.name}.wav", voice, text,
+                                    round(rng.uniform(0.8, 1.3), 3), rng.randint(25, 75)))
+    return synthesize_all(utterances, out_dir, SAMPLE_RATE)
 
 
 def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[str, int], seed: int,

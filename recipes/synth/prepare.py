@@ -32,13 +32,11 @@ import re
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from asr.audio import audio_duration
 from asr.corpus import write_manifests
 from asr.errors import AsrError
-from asr.synthesis import (check_engines, draw_voice, espeak_voices, flite_voices, pico_voices, synthesize,
+from asr.synthesis import (Utterance, draw_voice, espeak_voices, flite_voices, pico_voices, synthesize_all,
                            voice_families)
 from asr.text import normalize_text
 
@@ -120,20 +118,12 @@ def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int)
 def prepare(out_dir: Path, sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int,
             workers: int = os.cpu_count() or 1) -> None:
     splits, lm_sentences = plan(sentences, hours, n_dev, n_test, seed)
-    check_engines({item[1] for items in splits.values() for item in items})
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "lm.txt").write_text("\n".join(lm_sentences) + "\n")
     for split, items in splits.items():
-        def one(item):
-            name, voice, text, rate, pitch = item
-            rel = Path("wav") / split / f"{name}.wav"
-            path = out_dir / rel
-            duration = audio_duration(path) if path.is_file() else synthesize(voice, text, path, SAMPLE_RATE, rate, pitch)
-            return {"audio_filepath": str(rel), "duration": round(duration, 4), "text": text,
-                    "speaker": voice.name, "rate": rate, "pitch": pitch}
-
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            entries = list(pool.map(one, items))
+        utterances = [Utterance(Path("wav") / split / f"{name}.wav", voice, text, rate, pitch)
+                      for name, voice, text, rate, pitch in items]
+        entries = synthesize_all(utterances, out_dir, SAMPLE_RATE, workers)
         write_manifests(out_dir, {split: entries})  # the speakers it counts are voices
 
 
