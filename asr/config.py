@@ -72,9 +72,9 @@ class SpecAugmentConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     """Waveform augmentation of training batches (on the model's device), before SpecAugment.
-    Off by default: on FSDD, at the recipe's 16 epochs, it cost in-domain accuracy and did not
-    help held-out speakers (recipes/fsdd/RESULTS.md); e.g. speeds=[0.9,1.0,1.1] volume_db=6
-    noise_prob=0.5 turn it on."""
+    Off by default; what helped where is in recipes/*/RESULTS.md (synth: speed perturbation;
+    FSDD voices never heard: eq_db=8). E.g. speeds=[0.9,1.0,1.1] volume_db=6 noise_prob=0.5
+    eq_db=8."""
 
     speeds: tuple[float, ...] = (1.0,)  # speed perturbation: one factor per utterance, e.g. [0.9, 1.0, 1.1]
     volume_db: float = 0.0  # gain drawn from [-volume_db, +volume_db] dB per utterance (0: off)
