@@ -44,7 +44,7 @@ FAMILY_SHARE = {"espeak": 0.4, "mbrola": 0.2, "flite": 0.25, "pico": 0.15, "rhvo
 @dataclass(frozen=True)
 class Voice:
     name: str  # unique, used in file names and manifests
-    engine: str  # espeak | flite | pico
+    engine: str  # a key of PROGRAMS: espeak | flite | pico | rhvoice | festival
     id: str  # the engine's voice name
 
 
@@ -70,7 +70,7 @@ def festival_voices(*ids: str) -> list[Voice]:
 
 
 def voice_families(accents=ESPEAK_ACCENTS, variants=ESPEAK_VARIANTS) -> dict[str, list[Voice]]:
-    """Every voice, by engine family: espeak (accent x variant), mbrola, flite, pico."""
+    """Every voice, by engine family: espeak (accent x variant), mbrola, flite, pico, rhvoice, festival."""
     return {
         "espeak": espeak_voices(*(a + (f"+{v}" if v else "") for a in accents for v in variants)),
         "mbrola": espeak_voices(*MBROLA_VOICES),
