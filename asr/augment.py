@@ -4,7 +4,6 @@ and is never applied to evaluation data."""
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -60,7 +59,7 @@ class WaveAugment:
             gain_db = (self._rand(B) * 2 - 1) * c.volume_db
             waves = waves * (10 ** (gain_db / 20)).to(device)[:, None]
         if c.eq_db > 0:
-            waves = self.equalize(waves, lengths)
+            waves = self.equalize(waves, valid)
         if c.noise_prob > 0:
             waves = self.add_noise(waves, lengths, valid)
         if c.reverb_prob > 0:
@@ -87,7 +86,7 @@ class WaveAugment:
             padded[row, :len(wave)] = wave
         return padded, out_lengths
 
-    def equalize(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def equalize(self, waves: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """Colour each utterance as a microphone or channel would: its spectrum times a smooth gain
         curve, drawn in [-eq_db, +eq_db] dB at EQ_POINTS frequencies evenly spaced in mels and
         interpolated linearly (in dB) between them. Each utterance keeps its energy; the filtering
@@ -103,7 +102,7 @@ class WaveAugment:
         points = ((self._rand(B, EQ_POINTS) * 2 - 1) * self.config.eq_db).to(device)
         gain_db = points[:, low] * (1 - weight) + points[:, low + 1] * weight  # (B, n // 2 + 1)
         out = torch.fft.irfft(torch.fft.rfft(waves, n) * 10 ** (gain_db / 20), n)[:, :S]
-        out = out * (torch.arange(S, device=device) < lengths[:, None])
+        out = out * valid
         before, after = (waves ** 2).sum(1, keepdim=True), (out ** 2).sum(1, keepdim=True)
         return out * torch.sqrt(before / after.clamp(min=1e-20))
 

@@ -93,10 +93,10 @@ def check_engines(voices) -> None:
         raise AsrError(f"speech engine(s) not installed: {', '.join(missing)} (run recipes/synth/install_voices.sh)")
 
 
-def synth_command(voice: Voice, text_file: Path, wav: Path, rate: float, pitch: int) -> list[str]:
-    """The engine's command line for the text in ``text_file``; ``rate`` scales the speaking rate
-    (1 = the voice's default), ``pitch`` is 0-100 (50 = the voice's default)."""
-    text = text_file.read_text().strip()
+def synth_command(voice: Voice, text: str, text_file: Path, wav: Path, rate: float, pitch: int) -> list[str]:
+    """The engine's command line for ``text`` (RHVoice and Festival read it from ``text_file``, which
+    holds the same text); ``rate`` scales the speaking rate (1 = the voice's default), ``pitch`` is
+    0-100 (50 = the voice's default)."""
     if voice.engine == "espeak":
         return ["espeak-ng", "-v", voice.id, "-s", str(round(170 * rate)), "-p", str(pitch), "-w", str(wav), text]
     if voice.engine == "flite":
@@ -115,7 +115,7 @@ def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float
     with tempfile.TemporaryDirectory() as tmp:
         raw, text_file = Path(tmp) / "raw.wav", Path(tmp) / "text.txt"
         text_file.write_text(text + "\n")
-        run = subprocess.run(synth_command(voice, text_file, raw, rate, pitch), capture_output=True, text=True)
+        run = subprocess.run(synth_command(voice, text, text_file, raw, rate, pitch), capture_output=True, text=True)
         if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
             raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
         return convert(Conversion(raw, out, sample_rate))  # resampled, written atomically
