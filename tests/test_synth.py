@@ -41,11 +41,12 @@ def test_split_holds_out_voices_and_sentences():
     assert voices["dev"] == {v.name for v in synth.DEV_VOICES}
     assert not (voices["test-heldout"] | voices["dev"]) & train_voices and voices["train"] <= train_voices
     assert voices["test-seen"] <= train_voices
-    assert len(train_voices) == len(synth.TRAIN_ACCENTS) * len(synth.TRAIN_VARIANTS) + 7
+    # espeak-ng accent x variant, + 2 MBROLA, 4 flite, 1 pico, 6 RHVoice and 5 Festival voices
+    assert len(train_voices) == len(synth.TRAIN_ACCENTS) * len(synth.TRAIN_VARIANTS) + 18
     # the test's espeak-ng variant and the dev accent and variant are never heard in training
     assert not any(v.endswith("-m3") or "gbcwmd" in v or v.endswith("-m4") for v in train_voices)
     families = {v.split("-")[0] + ("-mb" if "-mb-" in v else "") for v in voices["train"]}
-    assert families == {"espeak", "espeak-mb", "flite", "pico"}
+    assert families == {"espeak", "espeak-mb", "flite", "pico", "rhvoice", "festival"}
     rates = [item[3] for item in splits["train"]]
     assert min(rates) >= 0.8 and max(rates) <= 1.25 and len(set(rates)) > 1
     assert synth.plan(SENTENCES, 0.2, 10, 12, seed=3) == (splits, lm_text)  # seeded

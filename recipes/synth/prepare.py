@@ -4,18 +4,19 @@ Sentences come from the King James Bible (Debian's ``bible-kjv``: verses cut at
 sentence and clause punctuation, 4-14 words kept) or from ``--text FILE`` (one
 sentence per line). They are spoken by the offline engines installed by
 ``install_voices.sh``: espeak-ng with its voice variants, espeak-ng driving the
-MBROLA voices us1/us2/us3/en1, flite (kal, kal16, awb, rms, slt) and SVOX pico
-(en-US, en-GB); speaking rate (and, for espeak-ng and MBROLA, pitch) vary per
-training utterance (seeded).
+MBROLA voices us1/us2/us3/en1, flite (kal, kal16, awb, rms, slt), SVOX pico
+(en-US, en-GB), RHVoice (slt, clb, bdl, alan, evgeniy-eng, lyubov) and Festival
+(kal, ked, rab, don diphones, slt HTS); speaking rate (and, for espeak-ng, MBROLA and
+RHVoice, pitch) vary per training utterance (seeded).
 
 Training voices are about 230 espeak-ng accent x variant pairs, MBROLA us1/us2, flite
-kal/kal16/slt/awb and pico en-US; dev has espeak-ng's West Midlands accent with a
-variant of its own and MBROLA en1; test has espeak-ng en-us with variant m3 (never used
-in training), MBROLA us3, flite rms and pico en-GB. The split holds out whole voices AND
-whole sentences: dev and test sentences
-never occur in training (nor in the LM text), and the test voices are never heard
-in training or dev, so ``test-heldout`` measures generalization to unseen speakers
-and text. ``test-seen`` has the same held-out sentences read by training voices.
+kal/kal16/slt/awb, pico en-US, the six RHVoice and the five Festival voices; dev has
+espeak-ng's West Midlands accent with a variant of its own and MBROLA en1; test has
+espeak-ng en-us with variant m3 (never used in training), MBROLA us3, flite rms and pico
+en-GB. The split holds out whole voices AND whole sentences: dev and test sentences never
+occur in training (nor in the LM text), and the test voices are never heard in training
+or dev, so ``test-heldout`` measures generalization to unseen speakers and text.
+``test-seen`` has the same held-out sentences read by training voices.
 
 Writes into OUT_DIR: train.jsonl, dev.jsonl, test-heldout.jsonl, test-seen.jsonl,
 lm.txt (all training-side sentences, for the LM) and the audio under wav/.
@@ -36,7 +37,8 @@ from pathlib import Path
 
 from asr.corpus import write_manifests
 from asr.errors import AsrError
-from asr.synthesis import (Utterance, draw_voice, espeak_voices, flite_voices, pico_voices, synthesize_all,
+from asr.synthesis import (FESTIVAL_VOICES, RHVOICE_VOICES, Utterance, draw_voice, espeak_voices,
+                           festival_voices, flite_voices, pico_voices, rhvoice_voices, synthesize_all,
                            voice_families)
 from asr.text import normalize_text
 
@@ -56,6 +58,8 @@ TRAIN_GROUPS = {  # engine family -> voices; a training utterance picks a family
     "mbrola": espeak_voices("mb-us1", "mb-us2"),
     "flite": flite_voices("kal", "kal16", "slt", "awb"),
     "pico": pico_voices("en-US"),
+    "rhvoice": rhvoice_voices(*RHVOICE_VOICES),
+    "festival": festival_voices(*FESTIVAL_VOICES),
 }
 DEV_VOICES = espeak_voices("en-gb-x-gbcwmd+m4", "mb-en1")
 TEST_VOICES = espeak_voices("en-us+m3", "mb-us3") + flite_voices("rms") + pico_voices("en-GB")

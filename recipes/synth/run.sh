@@ -2,7 +2,7 @@
 # Synthetic multi-voice English sentences (offline): synthesize -> manifests -> LM -> train -> tune -> evaluate
 #
 #   recipes/synth/install_voices.sh          # once: the speech engines and the KJV text (Debian packages)
-#   recipes/synth/run.sh                     # about 3 h of training audio, 14 training voices
+#   recipes/synth/run.sh                     # about 3 h of training audio, 249 training voices
 #   recipes/synth/run.sh --hours 1 --exp-dir exp/synth-1h
 #
 # Stages: 0 check the engines, 1 synthesize and write manifests (resumes: finished
@@ -28,7 +28,7 @@ parse_options "$@"
 
 if want 0; then
   say "0: speech engines"
-  for program in espeak-ng flite pico2wave; do
+  for program in espeak-ng flite pico2wave RHVoice-test text2wave; do
     command -v "$program" > /dev/null || { echo "run.sh: $program is missing: run recipes/synth/install_voices.sh" >&2; exit 1; }
   done
   done_stage 0
