@@ -28,7 +28,7 @@ parse_options "$@"
 
 if want 0; then
   say "0: speech engines"
-  for program in espeak-ng flite pico2wave RHVoice-test text2wave; do
+  for program in $(python -c 'from asr.synthesis import PROGRAMS; print(*PROGRAMS.values())'); do  # every engine
     command -v "$program" > /dev/null || { echo "run.sh: $program is missing: run recipes/synth/install_voices.sh" >&2; exit 1; }
   done
   done_stage 0
