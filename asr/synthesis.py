@@ -111,7 +111,10 @@ def synth_command(voice: Voice, text: str, text_file: Path, wav: Path, rate: flo
 
 
 def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float = 1.0, pitch: int = 50) -> float:
-    """Speak ``text`` into ``out`` (``sample_rate``, 16-bit WAV), atomically; returns the duration in seconds."""
+    """Speak ``text`` into ``out`` (``sample_rate``, 16-bit WAV), atomically; returns the duration in seconds.
+    An existing ``out`` is kept and only measured (as ``convert`` keeps its targets), so a rerun resumes."""
+    if out.is_file():
+        return audio_duration(out)
     with tempfile.TemporaryDirectory() as tmp:
         raw, text_file = Path(tmp) / "raw.wav", Path(tmp) / "text.txt"
         text_file.write_text(text + "\n")
@@ -144,9 +147,7 @@ def synthesize_all(utterances: list[Utterance], out_dir: Path, sample_rate: int,
     check_engines({u.voice for u in utterances})
 
     def one(u: Utterance) -> dict:
-        path = out_dir / u.path
-        return u.entry(audio_duration(path) if path.is_file() else
-                       synthesize(u.voice, u.text, path, sample_rate, u.rate, u.pitch))
+        return u.entry(synthesize(u.voice, u.text, out_dir / u.path, sample_rate, u.rate, u.pitch))
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         return list(pool.map(one, utterances))
