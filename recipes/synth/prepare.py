@@ -37,8 +37,7 @@ from pathlib import Path
 
 from asr.corpus import write_manifests
 from asr.errors import AsrError
-from asr.synthesis import (FESTIVAL_VOICES, RHVOICE_VOICES, Utterance, draw_voice, espeak_voices,
-                           festival_voices, flite_voices, pico_voices, rhvoice_voices, synthesize_all,
+from asr.synthesis import (Utterance, draw_voice, espeak_voices, flite_voices, pico_voices, synthesize_all,
                            voice_families)
 from asr.text import normalize_text
 
@@ -53,13 +52,14 @@ TRAIN_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbcl
 TRAIN_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m6", "m7", "m8", "klatt", "klatt2", "klatt4", "Alex",
                   "Annie", "adam", "aunty", "belinda", "benjamin", "david", "edward", "grandma", "grandpa", "john",
                   "linda", "max", "paul", "quincy", "robert", "shelby", "steph", "travis", "victor")
+FAMILIES = voice_families(TRAIN_ACCENTS, TRAIN_VARIANTS)
 TRAIN_GROUPS = {  # engine family -> voices; a training utterance picks a family by FAMILY_SHARE, then a voice
-    "espeak": voice_families(TRAIN_ACCENTS, TRAIN_VARIANTS)["espeak"],
+    "espeak": FAMILIES["espeak"],
     "mbrola": espeak_voices("mb-us1", "mb-us2"),
     "flite": flite_voices("kal", "kal16", "slt", "awb"),
     "pico": pico_voices("en-US"),
-    "rhvoice": rhvoice_voices(*RHVOICE_VOICES),
-    "festival": festival_voices(*FESTIVAL_VOICES),
+    "rhvoice": FAMILIES["rhvoice"],  # all of them: no RHVoice or Festival voice is held out
+    "festival": FAMILIES["festival"],
 }
 DEV_VOICES = espeak_voices("en-gb-x-gbcwmd+m4", "mb-en1")
 TEST_VOICES = espeak_voices("en-us+m3", "mb-us3") + flite_voices("rms") + pico_voices("en-GB")
