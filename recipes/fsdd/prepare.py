@@ -11,8 +11,8 @@ their test takes form separate test sets (isolated and connected).
 
 With ``--tts N``, training also gets N synthesized utterances (half single digits, half
 strings of 2-7 digits) spoken by the offline voices of ``asr.synthesis`` (espeak-ng
-accents and variants, MBROLA, flite, pico, RHVoice, Festival; rate and pitch varied): hundreds of voices
-where FSDD has six speakers. Dev and test stay real recordings.
+accents and variants, MBROLA, flite, pico, RHVoice, Festival; rate and pitch varied):
+hundreds of voices where FSDD has six speakers. Dev and test stay real recordings.
 
 Writes into OUT_DIR: train.jsonl, dev.jsonl, test-isolated.jsonl,
 test-connected.jsonl (+ test-heldout-isolated.jsonl, test-heldout-connected.jsonl)
