@@ -29,6 +29,8 @@ class FeatureExtractor(nn.Module):
             raise AsrError(f"features.kind must be 'logmel' or 'mfcc', not {config.kind!r}")
         if config.normalize not in ("utterance", "global", "none"):
             raise AsrError(f"features.normalize must be utterance, global or none, not {config.normalize!r}")
+        if config.kind == "mfcc" and config.n_mfcc > config.n_mels:
+            raise AsrError(f"features.n_mfcc ({config.n_mfcc}) must not exceed features.n_mels ({config.n_mels})")
         self.win_length = round(config.sample_rate * config.win_ms / 1000)
         self.hop_length = round(config.sample_rate * config.hop_ms / 1000)
         self.n_fft = config.n_fft or 1 << (self.win_length - 1).bit_length()

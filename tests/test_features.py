@@ -75,3 +75,12 @@ def test_frame_count_and_hop():
     assert (fe.win_length, fe.hop_length, fe.n_fft) == (400, 160, 512)
     x, frames = fe(torch.randn(1, 16000), torch.tensor([16000]))
     assert x.shape == (1, 16000 // 160 + 1, 80) and int(frames[0]) == x.shape[1]
+
+
+def test_bad_settings_are_one_line_errors():
+    from asr.errors import AsrError
+
+    with pytest.raises(AsrError, match=r"features.n_mfcc \(40\) must not exceed features.n_mels \(32\)"):
+        FeatureExtractor(FeatureConfig(kind="mfcc", n_mels=32, n_mfcc=40))
+    with pytest.raises(AsrError, match="features.kind must be 'logmel' or 'mfcc'"):
+        FeatureExtractor(FeatureConfig(kind="spectrogram"))
