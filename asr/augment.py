@@ -1,6 +1,6 @@
 """Training-time augmentation: of waveforms (speed, volume, noise, reverberation) and of
-features (SpecAugment). Runs on the batch's device, draws from one seeded generator,
-and is never applied to evaluation data."""
+features (vocal tract length perturbation, SpecAugment). Runs on the batch's device, draws
+from one seeded generator, and is never applied to evaluation data."""
 
 from __future__ import annotations
 
@@ -173,6 +173,70 @@ class WaveAugment:
         dry_power = (waves[rows] ** 2).sum(1, keepdim=True)
         out[rows] = wet * torch.sqrt(dry_power / (wet ** 2).sum(1, keepdim=True).clamp(min=1e-10))
         return out
+
+
+VTLP_BOUNDARY = 0.8  # share of the Nyquist frequency up to which VTLP scales linearly
+
+
+class VocalTractWarp:
+    """Vocal tract length perturbation (VTLP; Jaitly and Hinton, 2013) of log-mel features: each
+    utterance's spectrum is stretched or squeezed along frequency by a factor drawn from
+    [1 - vtlp, 1 + vtlp], as a longer or shorter vocal tract moves every formant. A sound at
+    frequency f moves to factor * f, up to VTLP_BOUNDARY of the Nyquist frequency; above it the
+    warp runs linearly to the Nyquist frequency, which stays put, so no band is lost or invented.
+    Unlike speed perturbation, timing and length are untouched.
+
+    Works on the features the extractor returns: under global normalization they are warped in
+    the log-mel domain and normalized again (the statistics differ from band to band); padded
+    frames stay zero."""
+
+    def __init__(self, max_warp: float, features, generator: torch.Generator):
+        if not 0 <= max_warp < 0.5:
+            raise AsrError(f"augment.vtlp must be in [0, 0.5), got {max_warp}")
+        if max_warp > 0 and features.config.kind != "logmel":
+            raise AsrError(f"augment.vtlp warps log-mel features; features.kind is {features.config.kind!r}")
+        self.max_warp = max_warp
+        self.features = features
+        self.generator = generator
+
+    @property
+    def active(self) -> bool:
+        return self.max_warp > 0
+
+    def draw(self, count: int) -> torch.Tensor:
+        """One warp factor per utterance, uniform in [1 - vtlp, 1 + vtlp]."""
+        return 1 + (torch.rand(count, generator=self.generator) * 2 - 1) * self.max_warp
+
+    def source_bins(self, factors: torch.Tensor) -> torch.Tensor:
+        """(B,) warp factors -> (B, n_mels) fractional mel-bin positions each output bin is read from."""
+        config = self.features.config
+        n_mels, nyquist = config.n_mels, config.sample_rate / 2
+        mel = lambda f: 2595 * torch.log10(1 + f / 700)  # noqa: E731  (torchaudio's default, HTK)
+        top = mel(torch.tensor(nyquist, dtype=torch.float64))
+        centres = 700 * (10 ** (top * torch.arange(1, n_mels + 1, dtype=torch.float64) / (n_mels + 1) / 2595) - 1)
+        a = factors.double()[:, None]
+        knee = VTLP_BOUNDARY * nyquist * a.clamp(max=1) / a  # the last frequency scaled by the factor
+        below = centres / a  # inverse warp of each centre frequency
+        above = knee + (centres - a * knee) * (nyquist - knee) / (nyquist - a * knee)
+        source = torch.where(centres <= a * knee, below, above)
+        return (mel(source) / top * (n_mels + 1) - 1).clamp(0, n_mels - 1)
+
+    def __call__(self, x: torch.Tensor, frames: torch.Tensor, factors: torch.Tensor | None = None) -> torch.Tensor:
+        """Features (B, T, F) + frame lengths (B,) -> warped features (a new tensor)."""
+        B, T, F = x.shape
+        if factors is None:
+            factors = self.draw(B)
+        position = self.source_bins(factors).to(x.device)
+        low = position.floor().long().clamp(max=F - 2)
+        weight = (position - low).to(x.dtype)[:, None, :]
+        normalized = self.features.config.normalize == "global"
+        raw = x * self.features.std + self.features.mean if normalized else x
+        pick = lambda index: raw.gather(2, index[:, None, :].expand(B, T, F))  # noqa: E731
+        out = pick(low) * (1 - weight) + pick(low + 1) * weight
+        if normalized:
+            out = (out - self.features.mean) / self.features.std
+        valid = torch.arange(T, device=x.device)[None, :] < frames.to(x.device)[:, None]
+        return out * valid[:, :, None]
 
 
 def load_noises(source: str, sample_rate: int, limit: int = 500) -> list[torch.Tensor]:

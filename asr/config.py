@@ -71,7 +71,8 @@ class SpecAugmentConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Waveform augmentation of training batches (on the model's device), before SpecAugment.
+    """Waveform augmentation of training batches (on the model's device), then VTLP of their
+    features, before SpecAugment.
     Off by default; what helped where is in recipes/*/RESULTS.md (synth: speed perturbation;
     FSDD voices never heard: eq_db=8). E.g. speeds=[0.9,1.0,1.1] volume_db=6 noise_prob=0.5
     eq_db=8."""
@@ -85,6 +86,8 @@ class AugmentConfig:
     noise: str = ""  # a folder of noise recordings or a manifest; empty: generated noise
     noise_kinds: tuple[str, ...] = ("white", "pink", "babble")  # generated kinds (babble: other utterances)
     reverb_prob: float = 0.0  # share of utterances convolved with a simulated room response
+    vtlp: float = 0.0  # vocal tract length perturbation of the log-mel features: each utterance's
+    #                    frequency axis scaled by a factor drawn from [1 - vtlp, 1 + vtlp] (0: off; e.g. 0.1)
 
 
 @dataclass(frozen=True)

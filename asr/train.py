@@ -24,7 +24,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from asr.augment import WaveAugment, spec_augment
+from asr.augment import VocalTractWarp, WaveAugment, spec_augment
 from asr.checkpoint import Recognizer, pick_device, save_checkpoint
 from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
@@ -273,6 +273,7 @@ class _Trainer:
                        if self.use_amp and self.amp_dtype == torch.float16 else None)
         self.augment_rng = torch.Generator().manual_seed(config.seed + dist.rank)  # each process its own draws
         self.wave_augment = WaveAugment(config.augment, self.rate, self.augment_rng)
+        self.vtlp = VocalTractWarp(config.augment.vtlp, self.features, self.augment_rng)
 
         self.progress = Progress()
         if state is not None:
@@ -389,6 +390,8 @@ class _Trainer:
         try:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 feats, frames = chunked_features(self.features, waves, wave_lengths, self.pool, self.step_threads)
+                if self.vtlp.active:
+                    feats = self.vtlp(feats, frames)
                 feats = spec_augment(feats, frames, self.config.specaugment, self.augment_rng)
                 loss = ctc_gradients(self.stepper, self.ctc, feats, frames, batch.targets, batch.target_lengths,
                                      self.pool, self.step_threads, self.scaler)

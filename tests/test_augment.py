@@ -114,3 +114,87 @@ def test_bad_settings():
         augment(AugmentConfig(noise_kinds=("traffic",)))
     with pytest.raises(AsrError, match="snr_db"):
         augment(AugmentConfig(snr_db=(30.0, 10.0)))
+
+
+def features(normalize="none", kind="logmel"):
+    from asr.config import FeatureConfig
+    from asr.features import FeatureExtractor
+
+    return FeatureExtractor(FeatureConfig(sample_rate=RATE, n_mels=64, normalize=normalize, kind=kind))
+
+
+def warp(extractor, seed=1, max_warp=0.1):
+    from asr.augment import VocalTractWarp
+
+    return VocalTractWarp(max_warp, extractor, torch.Generator().manual_seed(seed))
+
+
+def tones(*hz):
+    t = torch.arange(RATE) / RATE
+    return torch.stack([0.1 * torch.sin(2 * torch.pi * f * t) for f in hz]), torch.full((len(hz),), RATE)
+
+
+def test_vtlp_moves_a_tone_by_the_factor_and_touches_nothing_else():
+    extractor = features()
+    waves, lengths = tones(1000, 1000, 1000)
+    x, frames = extractor(waves, lengths)
+    frames = torch.tensor([101, 101, 60])  # the third utterance padded: its padding must stay zero
+    x = x * (torch.arange(x.shape[1])[None, :, None] < frames[:, None, None])
+    out = warp(extractor)(x, frames, factors=torch.tensor([1.1, 0.9, 1.0]))
+    assert out.shape == x.shape and out[2, 60:].abs().sum() == 0
+    expected, _ = extractor(*tones(1100, 900))
+    peak = lambda f: int(f[10:50].mean(0).argmax())  # noqa: E731
+    assert peak(x[0]) != peak(expected[0]) and peak(x[0]) != peak(expected[1])
+    assert peak(out[0]) == peak(expected[0]) and peak(out[1]) == peak(expected[1])
+    assert torch.allclose(out[2], x[2], atol=1e-5)  # factor 1: identity
+
+
+def test_vtlp_on_real_speech_resembles_the_spectrum_of_faster_speech():
+    """Speed perturbation by 1.1 scales every frequency by 1.1 (and shortens the audio): the
+    long-term spectrum of the warped features must be closer to it than the unwarped one is."""
+    from torchaudio.functional import speed
+
+    from asr.audio import load_audio
+    from conftest import fsdd_file
+
+    wave = torch.from_numpy(load_audio(str(fsdd_file(8, "theo", 3)), RATE))[None]
+    length = torch.tensor([wave.shape[1]])
+    fast, fast_length = speed(wave, RATE, 1.1, length)
+    extractor = features()
+    x, frames = extractor(wave, length)
+    target = extractor(fast, fast_length)[0][0].mean(0)
+    warped = warp(extractor)(x, frames, factors=torch.tensor([1.1]))[0].mean(0)
+    below = slice(0, 56)  # the bands under VTLP_BOUNDARY (0.8 x Nyquist), where the warp is a pure scaling
+    error = lambda f: float((f[below] - target[below]).abs().mean())  # noqa: E731
+    assert error(warped) < 0.5 * error(x[0].mean(0))
+    backwards = warp(extractor)(x, frames, factors=torch.tensor([0.9]))[0].mean(0)
+    assert error(backwards) > error(x[0].mean(0))  # the direction matters
+
+
+def test_vtlp_under_global_normalization_warps_the_log_mel_values():
+    extractor = features("global")
+    waves, lengths = tones(700, 1300)
+    raw, frames = extractor.raw(waves, lengths)
+    extractor.mean.copy_(torch.linspace(-3, 2, 64))
+    extractor.std.copy_(torch.linspace(0.5, 2, 64))
+    factors = torch.tensor([1.08, 0.93])
+    out = warp(extractor)(extractor(waves, lengths)[0], frames, factors)
+    plain = warp(features())(raw, frames, factors)
+    assert torch.allclose(out, (plain - extractor.mean) / extractor.std, atol=1e-4)
+
+
+def test_vtlp_draws_per_utterance_factors_that_seeds_reproduce():
+    extractor = features()
+    x, frames = extractor(*tones(500, 1000, 2000))
+    outs = [warp(extractor, seed=s)(x, frames) for s in (1, 1, 2)]
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+    assert not warp(extractor, max_warp=0.0).active and warp(extractor).active
+    factors = warp(extractor, max_warp=0.1).draw(1000)
+    assert 0.9 <= float(factors.min()) < 0.91 and 1.09 < float(factors.max()) <= 1.1
+
+
+def test_vtlp_bad_settings():
+    with pytest.raises(AsrError, match=r"augment.vtlp must be in \[0, 0.5\)"):
+        warp(features(), max_warp=0.6)
+    with pytest.raises(AsrError, match="augment.vtlp warps log-mel features; features.kind is 'mfcc'"):
+        warp(features(kind="mfcc"))

@@ -107,3 +107,19 @@ def test_compiled_step_trains_like_the_eager_one(tmp_path):
     assert len(losses[True]) == len(losses[False]) >= 8
     assert losses[True] == pytest.approx(losses[False], rel=2e-3)
     assert losses[True][-1] < losses[True][0]  # it learns
+
+
+def test_training_with_every_augmentation_on(tmp_path):
+    import re
+
+    manifest = write_fsdd_manifest(tmp_path / "six.jsonl", OVERFIT_ITEMS)
+    overrides = TINY_OVERRIDES + [
+        f"exp_dir={tmp_path / 'exp'}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+        "epochs=2", "log_every=1", "data.batch_seconds=2", "augment.speeds=[0.9,1.0,1.1]", "augment.volume_db=6",
+        "augment.eq_db=8", "augment.noise_prob=0.5", "augment.reverb_prob=0.3", "augment.vtlp=0.1"]
+    train(load_train_config(None, overrides), show_progress=False)
+    losses = [float(x) for x in re.findall(r"step \d+ loss ([\d.]+)", (tmp_path / "exp" / "train.log").read_text())]
+    assert len(losses) >= 4 and all(math.isfinite(x) for x in losses)
+    assert (tmp_path / "exp" / "best.pt").is_file()
+    with pytest.raises(AsrError, match="augment.vtlp warps log-mel features"):
+        train(load_train_config(None, overrides + ["features.kind=mfcc", "features.n_mfcc=20"]), show_progress=False)
