@@ -1,14 +1,14 @@
 """Training throughput: the full pipeline against the bare model step, on the same batches.
 
 Full pipeline: read and decode audio (DataLoader), collate, waveform augmentation,
-features (in chunks on parallel threads, as training does), SpecAugment, forward + backward, clipping, optimizer step. Bare step: the
-same batches' features computed beforehand, then only forward + backward + clipping +
-optimizer step. Both use the trainer's own pieces (chunked threads on the CPU, bf16 on
+features (in chunks on parallel threads, as training does), VTLP, SpecAugment, forward +
+backward, clipping, optimizer step. Bare step: the same batches' features computed
+beforehand, then only forward + backward + clipping + optimizer step. Both use the trainer's own pieces (chunked threads on the CPU, bf16 on
 CUDA). Prints audio-seconds per second for each and their ratio; on CUDA also how
 busy the GPU was during each (NVML utilization sampled every 50 ms, peak memory).
 
     python scripts/bench_train.py --manifest exp/fsdd/data/train.jsonl --config recipes/fsdd/conf.yaml
-    python scripts/bench_train.py ... augment.speeds=[0.9,1.0,1.1] augment.noise_prob=0.5
+    python scripts/bench_train.py ... augment.speeds=[0.9,1.0,1.1] augment.noise_prob=0.5 augment.vtlp=0.1
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asr.augment import WaveAugment, spec_augment  # noqa: E402
+from asr.augment import VocalTractWarp, WaveAugment, spec_augment  # noqa: E402
 from asr.checkpoint import pick_device  # noqa: E402
 from asr.config import load_train_config  # noqa: E402
 from asr.data import SpeechDataset, make_loader, read_manifest  # noqa: E402
@@ -72,6 +72,7 @@ def main() -> None:
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     generator = torch.Generator().manual_seed(config.seed)
     augment = WaveAugment(config.augment, config.features.sample_rate, generator)
+    vtlp = VocalTractWarp(config.augment.vtlp, features, generator)
     use_amp = config.amp and device.type == "cuda"
 
     def sync():
@@ -93,6 +94,8 @@ def main() -> None:
                 waves, lengths = augment(waves, lengths)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 feats, frames = chunked_features(features, waves, lengths, pool, step_threads)
+                if vtlp.active:
+                    feats = vtlp(feats, frames)
                 feats = spec_augment(feats, frames, config.specaugment, generator)
             return batch, feats, frames
 
@@ -119,7 +122,7 @@ def main() -> None:
 
     audio = sum(utterances[i].duration for b in batches for i in b)
     print(f"{len(batches)} batches, {audio:.0f} s of audio, device {device}, {step_threads} step thread(s), "
-          f"{config.data.num_workers} loader worker(s), waveform augmentation {'on' if augment.active else 'off'}")
+          f"{config.data.num_workers} loader worker(s), waveform augmentation {'on' if augment.active else 'off'}, VTLP {'on' if vtlp.active else 'off'}")
     print(f"full pipeline : {audio / full:8.1f} audio-s/s ({full:.1f} s)")
     print(f"bare step     : {audio / bare:8.1f} audio-s/s ({bare:.1f} s)")
     print(f"ratio full / bare: {bare / full:.2f} (target >= 0.90)")
