@@ -96,6 +96,9 @@ class TrainConfig:
     epochs: int = 20
     max_minutes: float = 0.0  # stop after this much wall time (0: no limit); the best checkpoint is kept
     seed: int = 1234
+    init_from: str = ""  # a model checkpoint (best.pt) whose weights start the run: fine-tuning. Its
+    #                      vocabulary and feature statistics are kept; its features and model sections
+    #                      (dropout aside) must equal this config's
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # autocast on CUDA; ignored on the CPU
     amp_dtype: str = "bfloat16"  # or "float16" (with a gradient scaler), for GPUs without bf16

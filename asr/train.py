@@ -25,7 +25,7 @@ import yaml
 from tqdm import tqdm
 
 from asr.augment import VocalTractWarp, WaveAugment, spec_augment
-from asr.checkpoint import Recognizer, pick_device, save_checkpoint
+from asr.checkpoint import Recognizer, load_checkpoint, pick_device, save_checkpoint
 from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
 from asr.decoding import GreedyDecoder
@@ -229,11 +229,16 @@ class _Trainer:
         self.amp_dtype = getattr(torch, config.amp_dtype)
 
         kept, self.dev_utts = _read_manifests(config)
-        self.vocab = Vocabulary.from_texts(u.text for u in kept)
+        pretrained = _pretrained(config) if config.init_from else None
+        self.vocab = pretrained.vocab if pretrained else Vocabulary.from_texts(u.text for u in kept)
         state = self._starting_state(resume)
 
         self.features = FeatureExtractor(config.features).to(device)
         self.model = CTCModel(config.model, self.features.dim, len(self.vocab)).to(device)
+        if pretrained is not None and state is None:
+            self.features.load_state_dict(pretrained.features.state_dict())
+            self.model.load_state_dict(pretrained.model.state_dict())
+            log.info("weights, vocabulary and feature statistics from %s (fine-tuning)", config.init_from)
         self.recognizer = Recognizer(self.features, self.model, self.vocab)
         self.rate = config.features.sample_rate
         train_set = SpeechDataset(kept, self.rate, self.vocab, self.features.min_samples)
@@ -253,7 +258,7 @@ class _Trainer:
         if dist.world_size > 1:
             log.info("distributed: %d processes (%s), a share of every global batch each", dist.world_size,
                      torch.distributed.get_backend())
-        if config.features.normalize == "global" and state is None:
+        if config.features.normalize == "global" and state is None and pretrained is None:
             stats_loader = make_loader(train_set, data.batch_seconds, 256, shuffle=False,
                                        num_workers=data.num_workers)
             self.features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
@@ -485,6 +490,20 @@ class _Trainer:
                 save_checkpoint(self.exp_dir / "best.pt", self.recognizer)
         _report(f"average of the last {len(weights)} epochs: dev WER {summary.wer:.2f}% "
                 f"CER {summary.cer:.2f}%{' (best)' if chosen else ''}", self.show_progress)
+
+
+def _pretrained(config: TrainConfig) -> Recognizer:
+    """The checkpoint ``init_from`` names, checked against the run's features and model sections."""
+    recognizer = load_checkpoint(config.init_from)
+    theirs = {"features": to_dict(recognizer.features.config), "model": to_dict(recognizer.model.config)}
+    ours = {"features": to_dict(config.features), "model": to_dict(config.model)}
+    differ = [f"{section}.{key} {theirs[section][key]} (config: {value})"
+              for section in ours for key, value in ours[section].items()
+              if key != "dropout" and theirs[section][key] != value]
+    if differ:
+        raise AsrError(f"{config.init_from}: init_from needs the checkpoint's features and model, but it has "
+                       f"{'; '.join(differ)}")
+    return recognizer
 
 
 def _read_manifests(config: TrainConfig) -> tuple[list, list]:

@@ -123,3 +123,38 @@ def test_training_with_every_augmentation_on(tmp_path):
     assert (tmp_path / "exp" / "best.pt").is_file()
     with pytest.raises(AsrError, match="augment.vtlp warps log-mel features"):
         train(load_train_config(None, overrides + ["features.kind=mfcc", "features.n_mfcc=20"]), show_progress=False)
+
+
+@pytest.mark.slow
+def test_init_from_fine_tunes_the_checkpoint(tiny_model, tmp_path):
+    import torch
+
+    checkpoint, manifest = tiny_model
+    overrides = TINY_OVERRIDES + [f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}", "epochs=1",
+                                  "optim.lr=1e-6", "average_last=0"]
+    scratch = load_checkpoint(train(load_train_config(None, overrides + [f"exp_dir={tmp_path / 'scratch'}"]),
+                                    show_progress=False))
+    tuned = load_checkpoint(train(load_train_config(None, overrides + [
+        f"exp_dir={tmp_path / 'tuned'}", f"init_from={checkpoint}", "model.dropout=0.2"]), show_progress=False))
+    original = load_checkpoint(checkpoint)
+    assert scratch.info["dev_wer"] > 50 and tuned.info["dev_wer"] == 0.0  # one epoch alone learns nothing
+    assert tuned.vocab == original.vocab
+    assert torch.equal(tuned.features.mean, original.features.mean)  # the statistics the weights expect
+    assert "(fine-tuning)" in (tmp_path / "tuned" / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_init_from_refuses_another_architecture_or_new_characters(tiny_model, tmp_path):
+    checkpoint, manifest = tiny_model
+    overrides = TINY_OVERRIDES + [f"exp_dir={tmp_path / 'exp'}", f"data.dev_manifest={manifest}", "epochs=1",
+                                  f"init_from={checkpoint}"]
+    with pytest.raises(AsrError, match=r"init_from needs the checkpoint's features and model, but it has "
+                                       r"features.n_mels 32 \(config: 40\); model.hidden_size 64 \(config: 80\)"):
+        train(load_train_config(None, overrides + [f"data.train_manifest={manifest}", "features.n_mels=40",
+                                                   "model.hidden_size=80"]), show_progress=False)
+    five = write_fsdd_manifest(tmp_path / "five.jsonl", [(5, "jackson", 11)])
+    with pytest.raises(AsrError, match=rf"{five}:1: transcript 'five'"):
+        train(load_train_config(None, overrides + [f"data.train_manifest={five}"]), show_progress=False)
+    with pytest.raises(AsrError, match="checkpoint not found"):
+        train(load_train_config(None, overrides + [f"data.train_manifest={manifest}",
+                                                   f"init_from={tmp_path / 'none.pt'}"]), show_progress=False)
