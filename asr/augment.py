@@ -18,6 +18,11 @@ NOISE_KINDS = ("white", "pink", "babble")
 EQ_POINTS = 8  # control points of the random gain curve (``eq_db``), evenly spaced in mels
 
 
+def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
+    """The HTK mel scale, torchaudio's default (the features' filterbank)."""
+    return 2595 * torch.log10(1 + hz / 700)
+
+
 class WaveAugment:
     """Speed perturbation, then gain, then a random channel colouring (equalizer curve), then
     additive noise at a random SNR, then (optionally) a simulated room response, each drawn
@@ -95,8 +100,7 @@ class WaveAugment:
         device = waves.device
         n = 1 << (S + self.rate // 10).bit_length()  # room for the short response's tail
         freqs = torch.arange(n // 2 + 1, device=device) * self.rate / n
-        mel = lambda f: 2595 * torch.log10(1 + f / 700)  # noqa: E731
-        position = mel(freqs) / mel(torch.tensor(self.rate / 2)) * (EQ_POINTS - 1)
+        position = hz_to_mel(freqs) / hz_to_mel(torch.tensor(self.rate / 2)) * (EQ_POINTS - 1)
         low = position.floor().long().clamp(max=EQ_POINTS - 2)
         weight = position - low
         points = ((self._rand(B, EQ_POINTS) * 2 - 1) * self.config.eq_db).to(device)
@@ -211,15 +215,14 @@ class VocalTractWarp:
         """(B,) warp factors -> (B, n_mels) fractional mel-bin positions each output bin is read from."""
         config = self.features.config
         n_mels, nyquist = config.n_mels, config.sample_rate / 2
-        mel = lambda f: 2595 * torch.log10(1 + f / 700)  # noqa: E731  (torchaudio's default, HTK)
-        top = mel(torch.tensor(nyquist, dtype=torch.float64))
+        top = hz_to_mel(torch.tensor(nyquist, dtype=torch.float64))
         centres = 700 * (10 ** (top * torch.arange(1, n_mels + 1, dtype=torch.float64) / (n_mels + 1) / 2595) - 1)
         a = factors.double()[:, None]
         knee = VTLP_BOUNDARY * nyquist * a.clamp(max=1) / a  # the last frequency scaled by the factor
         below = centres / a  # inverse warp of each centre frequency
         above = knee + (centres - a * knee) * (nyquist - knee) / (nyquist - a * knee)
         source = torch.where(centres <= a * knee, below, above)
-        return (mel(source) / top * (n_mels + 1) - 1).clamp(0, n_mels - 1)
+        return (hz_to_mel(source) / top * (n_mels + 1) - 1).clamp(0, n_mels - 1)
 
     def __call__(self, x: torch.Tensor, frames: torch.Tensor, factors: torch.Tensor | None = None) -> torch.Tensor:
         """Features (B, T, F) + frame lengths (B,) -> warped features (a new tensor)."""
