@@ -23,6 +23,10 @@ def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
     return 2595 * torch.log10(1 + hz / 700)
 
 
+def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
+    return 700 * (10 ** (mel / 2595) - 1)
+
+
 class WaveAugment:
     """Speed perturbation, then gain, then a random channel colouring (equalizer curve), then
     additive noise at a random SNR, then (optionally) a simulated room response, each drawn
@@ -216,7 +220,7 @@ class VocalTractWarp:
         config = self.features.config
         n_mels, nyquist = config.n_mels, config.sample_rate / 2
         top = hz_to_mel(torch.tensor(nyquist, dtype=torch.float64))
-        centres = 700 * (10 ** (top * torch.arange(1, n_mels + 1, dtype=torch.float64) / (n_mels + 1) / 2595) - 1)
+        centres = mel_to_hz(top * torch.arange(1, n_mels + 1, dtype=torch.float64) / (n_mels + 1))  # the filters'
         a = factors.double()[:, None]
         knee = VTLP_BOUNDARY * nyquist * a.clamp(max=1) / a  # the last frequency scaled by the factor
         below = centres / a  # inverse warp of each centre frequency

@@ -3,9 +3,10 @@
 Full pipeline: read and decode audio (DataLoader), collate, waveform augmentation,
 features (in chunks on parallel threads, as training does), VTLP, SpecAugment, forward +
 backward, clipping, optimizer step. Bare step: the same batches' features computed
-beforehand, then only forward + backward + clipping + optimizer step. Both use the trainer's own pieces (chunked threads on the CPU, bf16 on
-CUDA). Prints audio-seconds per second for each and their ratio; on CUDA also how
-busy the GPU was during each (NVML utilization sampled every 50 ms, peak memory).
+beforehand, then only forward + backward + clipping + optimizer step. Both use the
+trainer's own pieces (chunked threads on the CPU, bf16 on CUDA). Prints audio-seconds per
+second for each and their ratio; on CUDA also how busy the GPU was during each (NVML
+utilization sampled every 50 ms, peak memory).
 
     python scripts/bench_train.py --manifest exp/fsdd/data/train.jsonl --config recipes/fsdd/conf.yaml
     python scripts/bench_train.py ... augment.speeds=[0.9,1.0,1.1] augment.noise_prob=0.5 augment.vtlp=0.1
@@ -122,7 +123,8 @@ def main() -> None:
 
     audio = sum(utterances[i].duration for b in batches for i in b)
     print(f"{len(batches)} batches, {audio:.0f} s of audio, device {device}, {step_threads} step thread(s), "
-          f"{config.data.num_workers} loader worker(s), waveform augmentation {'on' if augment.active else 'off'}, VTLP {'on' if vtlp.active else 'off'}")
+          f"{config.data.num_workers} loader worker(s), waveform augmentation {'on' if augment.active else 'off'}, "
+          f"VTLP {'on' if vtlp.active else 'off'}")
     print(f"full pipeline : {audio / full:8.1f} audio-s/s ({full:.1f} s)")
     print(f"bare step     : {audio / bare:8.1f} audio-s/s ({bare:.1f} s)")
     print(f"ratio full / bare: {bare / full:.2f} (target >= 0.90)")
