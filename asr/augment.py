@@ -206,6 +206,11 @@ class VocalTractWarp:
         self.max_warp = max_warp
         self.features = features
         self.generator = generator
+        config = features.config
+        self.nyquist = config.sample_rate / 2
+        self.top = hz_to_mel(torch.tensor(self.nyquist, dtype=torch.float64))
+        mels = self.top * torch.arange(1, config.n_mels + 1, dtype=torch.float64) / (config.n_mels + 1)
+        self.centres = mel_to_hz(mels)  # of the mel filters, in Hz
 
     @property
     def active(self) -> bool:
@@ -217,16 +222,13 @@ class VocalTractWarp:
 
     def source_bins(self, factors: torch.Tensor) -> torch.Tensor:
         """(B,) warp factors -> (B, n_mels) fractional mel-bin positions each output bin is read from."""
-        config = self.features.config
-        n_mels, nyquist = config.n_mels, config.sample_rate / 2
-        top = hz_to_mel(torch.tensor(nyquist, dtype=torch.float64))
-        centres = mel_to_hz(top * torch.arange(1, n_mels + 1, dtype=torch.float64) / (n_mels + 1))  # the filters'
+        centres, nyquist, n_mels = self.centres, self.nyquist, len(self.centres)
         a = factors.double()[:, None]
         knee = VTLP_BOUNDARY * nyquist * a.clamp(max=1) / a  # the last frequency scaled by the factor
         below = centres / a  # inverse warp of each centre frequency
         above = knee + (centres - a * knee) * (nyquist - knee) / (nyquist - a * knee)
         source = torch.where(centres <= a * knee, below, above)
-        return (hz_to_mel(source) / top * (n_mels + 1) - 1).clamp(0, n_mels - 1)
+        return (hz_to_mel(source) / self.top * (n_mels + 1) - 1).clamp(0, n_mels - 1)
 
     def __call__(self, x: torch.Tensor, frames: torch.Tensor, factors: torch.Tensor | None = None) -> torch.Tensor:
         """Features (B, T, F) + frame lengths (B,) -> warped features (a new tensor)."""
@@ -244,6 +246,14 @@ class VocalTractWarp:
             out = (out - self.features.mean) / self.features.std
         valid = torch.arange(T, device=x.device)[None, :] < frames.to(x.device)[:, None]
         return out * valid[:, :, None]
+
+
+def augment_features(x: torch.Tensor, frames: torch.Tensor, vtlp: VocalTractWarp, config: SpecAugmentConfig,
+                     generator: torch.Generator) -> torch.Tensor:
+    """The feature-level augmentation of a training batch (B, T, F): VTLP when it is on, then SpecAugment."""
+    if vtlp.active:
+        x = vtlp(x, frames)
+    return spec_augment(x, frames, config, generator)
 
 
 def load_noises(source: str, sample_rate: int, limit: int = 500) -> list[torch.Tensor]:

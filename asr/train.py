@@ -24,7 +24,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from asr.augment import VocalTractWarp, WaveAugment, spec_augment
+from asr.augment import VocalTractWarp, WaveAugment, augment_features
 from asr.checkpoint import Recognizer, load_checkpoint, pick_device, save_checkpoint
 from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
@@ -395,9 +395,7 @@ class _Trainer:
         try:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
                 feats, frames = chunked_features(self.features, waves, wave_lengths, self.pool, self.step_threads)
-                if self.vtlp.active:
-                    feats = self.vtlp(feats, frames)
-                feats = spec_augment(feats, frames, self.config.specaugment, self.augment_rng)
+                feats = augment_features(feats, frames, self.vtlp, self.config.specaugment, self.augment_rng)
                 loss = ctc_gradients(self.stepper, self.ctc, feats, frames, batch.targets, batch.target_lengths,
                                      self.pool, self.step_threads, self.scaler)
         except torch.OutOfMemoryError:

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asr.augment import VocalTractWarp, WaveAugment, spec_augment  # noqa: E402
+from asr.augment import VocalTractWarp, WaveAugment, augment_features  # noqa: E402
 from asr.checkpoint import pick_device  # noqa: E402
 from asr.config import load_train_config  # noqa: E402
 from asr.data import SpeechDataset, make_loader, read_manifest  # noqa: E402
@@ -95,9 +95,7 @@ def main() -> None:
                 waves, lengths = augment(waves, lengths)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 feats, frames = chunked_features(features, waves, lengths, pool, step_threads)
-                if vtlp.active:
-                    feats = vtlp(feats, frames)
-                feats = spec_augment(feats, frames, config.specaugment, generator)
+                feats = augment_features(feats, frames, vtlp, config.specaugment, generator)
             return batch, feats, frames
 
         for batch in itertools.islice(subset, 2):  # warm-up: allocator, kernels, thread pool
