@@ -33,7 +33,8 @@ def word_times(log_probs: np.ndarray, text: str, vocab: Vocabulary, frame_second
         return []
     from torchaudio.functional import forced_align
 
-    targets = torch.tensor([vocab.encode(text)], dtype=torch.int32)
+    units = vocab.encode(text)
+    targets = torch.tensor([units], dtype=torch.int32)
     emissions = torch.as_tensor(np.asarray(log_probs, dtype=np.float32)).unsqueeze(0)
     try:
         path, _ = forced_align(emissions, targets, blank=0)
@@ -49,11 +50,18 @@ def word_times(log_probs: np.ndarray, text: str, vocab: Vocabulary, frame_second
         elif label != 0:
             spans[-1][1] = t
         previous = label
+    # First and last frame of each word: a label with a leading space (the space itself, or a
+    # piece such as " zero") starts the next word, whose first frame is its first letter's.
+    bounds: list[list[int]] = []
+    new_word = True
+    for label, (first, last) in zip(units, spans):
+        symbol = vocab.symbols[label]
+        new_word = new_word or symbol.startswith(" ")
+        if symbol.strip() and new_word:
+            bounds.append([first, last])
+            new_word = False
+        elif symbol.strip():
+            bounds[-1][1] = last
     limit = duration if duration is not None else len(path) * frame_seconds
-    words, position = [], 0
-    for word in text.split(" "):
-        first, last = spans[position], spans[position + len(word) - 1]
-        start = min(first[0] * frame_seconds, limit)
-        words.append(WordTime(word, start, min((last[1] + 1) * frame_seconds, limit)))
-        position += len(word) + 1  # the space between words is a label too
-    return words
+    return [WordTime(word, min(first * frame_seconds, limit), min((last + 1) * frame_seconds, limit))
+            for word, (first, last) in zip(text.split(" "), bounds)]

@@ -42,6 +42,16 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class UnitConfig:
+    """What the model outputs. Characters; or characters and subword pieces learned from the
+    training transcripts (BPE), which lets greedy decoding emit whole words: on FSDD every
+    digit word becomes one unit (see recipes/fsdd/RESULTS.md)."""
+
+    kind: str = "char"  # "char" or "bpe"
+    size: int = 256  # bpe: units in all (blank, characters, pieces); fewer when the text has fewer
+
+
+@dataclass(frozen=True)
 class DataConfig:
     train_manifest: str = ""
     dev_manifest: str = ""
@@ -120,6 +130,7 @@ class TrainConfig:
     #                        it becomes best.pt when its dev WER is no higher than the best epoch's
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    units: UnitConfig = field(default_factory=UnitConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     specaugment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)

@@ -97,7 +97,7 @@ class GreedyDecoder:
 
 
 class BeamSearchDecoder(_PerUtterance):
-    """CTC prefix beam search over characters, with optional LM, lexicon and hotwords.
+    """CTC prefix beam search over characters (or pieces), with optional LM, lexicon and hotwords.
 
     Score of a prefix = log p_ctc(prefix) + lm_weight * ln p_lm(words) + word_score * #words
     + hotword bonuses. Pruning: per frame only labels with log-prob >= ``token_min_logp``
@@ -127,14 +127,24 @@ class BeamSearchDecoder(_PerUtterance):
         self.nbest = nbest
         self.token_min_logp = token_min_logp
         self.beam_threshold = beam_threshold
-        self.symbols = list(vocab.symbols)
         self.space = vocab.symbols.index(" ") if " " in vocab.symbols else -1
+        # A prefix is a string with one character per label. Characters stand for themselves;
+        # with subword pieces every label but the space gets a private character, which
+        # ``text_of`` spells out, and words are scored as the spelled text grows.
+        self.text_of = None
+        self.symbols = list(vocab.symbols)
+        if vocab.has_pieces:
+            self.symbols = [s if s == " " else chr(0xF0000 + i) for i, s in enumerate(vocab.symbols)]
+            self.text_of = dict(zip(self.symbols, vocab.symbols))
 
-        self.lexicon = self.lexicon_next = None
+        self.lexicon = self.lexicon_next = self.lexicon_prefixes = None
         if lexicon is not None:
             words = set(lexicon) | {w for phrase in (hotwords or {}) for w in phrase.split()}
             check_spelling(vocab, words, "lexicon word")
             self.lexicon = words
+        if lexicon is not None and vocab.has_pieces:
+            self.lexicon_prefixes = _prefixes(words)  # a piece may end a word and start the next
+        elif lexicon is not None:
             # Labels that may follow each partial word (a space once it is a whole word); the
             # search tries no other, so every partial word stays a prefix of a lexicon word.
             self.lexicon_next = {"": set()}
@@ -274,14 +284,28 @@ class BeamSearchDecoder(_PerUtterance):
         #  banked hotword bonus)
         return (0.0, 0.0, 0.0, state, "", "", 0.0)
 
-    def _extend(self, parent: tuple, ch: str) -> tuple | None:
+    def _extend(self, parent: tuple, label: str) -> tuple | None:
+        """The search state after one more label (None: the lexicon does not allow it)."""
+        if self.text_of is None:
+            return self._extend_char(parent, label)
+        for ch in self.text_of[label]:
+            parent = self._extend_char(parent, ch)
+            if parent is None:
+                return None
+        return parent
+
+    def _extend_char(self, parent: tuple, ch: str) -> tuple | None:
         _, committed, pending, state, partial, hot, banked = parent
         if ch != " ":
             partial += ch
+            if self.lexicon_prefixes is not None and partial not in self.lexicon_prefixes:
+                return None
             if self.lm_prefixes is not None:
                 pending = 0.0 if partial in self.lm_prefixes else self.unk_pending
             if hot is not None:
                 hot = hot + ch if hot + ch in self.hot_bonus else None
+        elif not partial:  # the space a piece starts with, with no word before it
+            return parent
         else:
             ended = self._end_word(committed, state, partial, hot, banked)
             if ended is None:
@@ -311,15 +335,16 @@ class BeamSearchDecoder(_PerUtterance):
         for prefix, pb, pnb in beams:
             acoustic = _lae(pb, pnb)
             _, committed, _, state, partial, hot, banked = info[prefix]
+            text = prefix if self.text_of is None else "".join(self.text_of[k] for k in prefix)
             if partial:
                 ended = self._end_word(committed, state, partial, hot, banked)
                 if ended is None:  # ends inside a word the lexicon does not have
-                    unfinished.append((prefix[:len(prefix) - len(partial)], acoustic, committed, state, banked))
+                    unfinished.append((text[:len(text) - len(partial)], acoustic, committed, state, banked))
                     continue
                 committed, state, banked = ended
             if self.lm is not None:
                 committed += self.lm_weight * self.lm.finish(state)
-            text = prefix.strip()
+            text = text.strip()
             score = acoustic + committed + banked
             if text in final:  # "a b" and "a b " are one transcript
                 old_score, old_acoustic = final[text]
@@ -376,10 +401,13 @@ class FlashlightLexiconDecoder(_PerUtterance):
                 raise AsrError(f"{lm_path}: language model not found")
         self.vocab = vocab
         silence = next(s for s in ("|", "<sil>", "<space>") if s not in vocab.symbols)
-        tokens = [silence if s == " " else s for s in vocab.symbols]
+        # Flashlight's files separate tokens by spaces: the space between words is its silence,
+        # a piece's leading space (" zero") is written as sentencepiece's mark ("▁zero").
+        tokens = [silence if s == " " else s.replace(" ", "\u2581") for s in vocab.symbols]
         with tempfile.NamedTemporaryFile("w", suffix=".lexicon", delete=False, encoding="utf-8") as f:
             for word in sorted(set(lexicon)):
-                f.write(f"{word}\t{' '.join(word)}\n")  # the space between words is silence
+                units = vocab.spell(" " + word if vocab.has_pieces else word)
+                f.write(f"{word}\t{' '.join(tokens[i] for i in units)}\n")
         try:
             with _quiet_stderr():  # KenLM reports its loading progress on stderr
                 self.decoder = ctc_decoder(lexicon=f.name, tokens=tokens, lm=lm_path, nbest=nbest,

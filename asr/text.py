@@ -1,4 +1,11 @@
-"""Transcripts: one normalizer, and the character vocabulary (index 0 is the CTC blank)."""
+"""Transcripts: one normalizer, and the vocabulary of output units (index 0 is the CTC blank).
+
+The units are characters, or characters plus subword pieces ("bpe"): pieces learned from the
+training transcripts by sentencepiece's BPE trainer, each word spelled by the longest pieces
+that match from its start (a piece may begin with the space before a word: " zero"). Either
+way a transcript is the concatenation of its units, so decoders join them and a checkpoint
+stores only the list.
+"""
 
 from __future__ import annotations
 
@@ -40,8 +47,12 @@ def _number_words(number: str) -> str:
     return words.replace("-", " ").replace(",", " ")
 
 
+UNITS = ("char", "bpe")
+
+
 class Vocabulary:
-    """Characters <-> indices. Index 0 is the CTC blank; ' ' separates words."""
+    """Units <-> indices. Index 0 is the CTC blank; every character of the training text (and
+    ' ', which separates words) is a unit, so any text made of them can be spelled."""
 
     def __init__(self, symbols: list[str]):
         if not symbols or symbols[0] != BLANK:
@@ -50,11 +61,29 @@ class Vocabulary:
             raise ValueError("vocabulary symbols must be unique")
         self.symbols = list(symbols)
         self._index = {s: i for i, s in enumerate(symbols)}
+        pieces = [s for s in symbols[1:] if len(s) > 1]
+        self.has_pieces = bool(pieces)
+        self._longest = max(map(len, pieces), default=1)
+        self._spelled: dict[str, tuple[int, ...]] = {}  # " word" -> its pieces (memo)
+        if pieces:
+            missing = sorted({c for s in pieces for c in s} - set(symbols))
+            if missing:
+                raise ValueError(f"pieces use characters that are not units themselves: {missing}")
 
     @classmethod
-    def from_texts(cls, texts) -> "Vocabulary":
+    def from_texts(cls, texts, units: str = "char", size: int = 0) -> "Vocabulary":
+        """Characters of ``texts``; with ``units="bpe"`` also up to ``size`` units in all, the rest
+        subword pieces learned from ``texts`` (fewer when the text has fewer)."""
+        texts = list(texts)
         chars = sorted({c for t in texts for c in t} | {" "})
-        return cls([BLANK] + chars)
+        if units == "char":
+            return cls([BLANK] + chars)
+        if units != "bpe":
+            raise AsrError(f"unknown units {units!r} (choose from: {', '.join(UNITS)})")
+        if size <= len(chars) + 1:
+            raise AsrError(f"bpe units: vocabulary size {size} leaves no room for pieces (the blank and "
+                           f"the text's {len(chars)} characters take {len(chars) + 1}; e.g. 256)")
+        return cls([BLANK] + chars + _learn_pieces(texts, size - len(chars) - 1))
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -72,7 +101,45 @@ class Vocabulary:
             shown = ", ".join(repr(c) for c in missing)
             raise AsrError(f"{where + ': ' if where else ''}transcript {text!r} has characters "
                            f"outside the vocabulary: {shown}")
-        return [self._index[c] for c in text]
+        if not self.has_pieces:
+            return [self._index[c] for c in text]
+        return [i for word in text.split(" ") if word for i in self.spell(" " + word)]
+
+    def spell(self, word: str) -> tuple[int, ...]:
+        """The units of ``word`` (characters it is made of, all known): at each position the
+        longest unit that matches."""
+        units = self._spelled.get(word)
+        if units is None:
+            units, start = [], 0
+            while start < len(word):
+                for end in range(min(len(word), start + self._longest), start, -1):
+                    index = self._index.get(word[start:end])
+                    if index is not None:
+                        units.append(index)
+                        start = end
+                        break
+            units = self._spelled[word] = tuple(units)
+        return units
 
     def decode(self, indices) -> str:
         return "".join(self.symbols[i] for i in indices if i != 0)
+
+
+def _learn_pieces(texts: list[str], count: int) -> list[str]:
+    """Up to ``count`` multi-character BPE pieces of ``texts`` (sentencepiece's trainer), with
+    its word-start mark written as the space it stands for."""
+    import io
+
+    import sentencepiece
+
+    model = io.BytesIO()
+    # The trainer's vocabulary counts its 3 control pieces and the characters; a soft limit
+    # lets a small text give fewer pieces instead of failing.
+    chars = len({c for t in texts for c in t if c != " "})
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=model, model_type="bpe", vocab_size=count + chars + 4,
+        character_coverage=1.0, hard_vocab_limit=False, minloglevel=2, num_threads=1)
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    pieces = (processor.id_to_piece(i) for i in range(processor.get_piece_size())
+              if not (processor.is_control(i) or processor.is_unknown(i)))
+    return [p.replace("\u2581", " ") for p in pieces if len(p) > 1][:count]

@@ -230,15 +230,28 @@ class _Trainer:
 
         kept, self.dev_utts = _read_manifests(config)
         pretrained = _pretrained(config) if config.init_from else None
-        self.vocab = pretrained.vocab if pretrained else Vocabulary.from_texts(u.text for u in kept)
+        # Fine-tuning to other units (a character model's encoder under a BPE output layer)
+        # keeps all but the output layer, which starts afresh for the new vocabulary.
+        new_units = pretrained is not None and _units_kind(pretrained.vocab) != config.units.kind
+        if pretrained is not None and not new_units:
+            self.vocab = pretrained.vocab
+        else:
+            self.vocab = Vocabulary.from_texts((u.text for u in kept), config.units.kind, config.units.size)
         state = self._starting_state(resume)
 
         self.features = FeatureExtractor(config.features).to(device)
         self.model = CTCModel(config.model, self.features.dim, len(self.vocab)).to(device)
         if pretrained is not None and state is None:
             self.features.load_state_dict(pretrained.features.state_dict())
-            self.model.load_state_dict(pretrained.model.state_dict())
-            log.info("weights, vocabulary and feature statistics from %s (fine-tuning)", config.init_from)
+            weights = pretrained.model.state_dict()
+            if new_units:
+                weights = {k: v for k, v in weights.items() if not k.startswith("output.")}
+                log.info("weights and feature statistics from %s (fine-tuning); its %d %s units give way to "
+                         "%d %s units, under an output layer that starts afresh", config.init_from,
+                         len(pretrained.vocab), _units_kind(pretrained.vocab), len(self.vocab), config.units.kind)
+            else:
+                log.info("weights, vocabulary and feature statistics from %s (fine-tuning)", config.init_from)
+            self.model.load_state_dict(weights, strict=not new_units)
         self.recognizer = Recognizer(self.features, self.model, self.vocab)
         self.rate = config.features.sample_rate
         train_set = SpeechDataset(kept, self.rate, self.vocab, self.features.min_samples)
@@ -502,6 +515,10 @@ def _pretrained(config: TrainConfig) -> Recognizer:
         raise AsrError(f"{config.init_from}: init_from needs the checkpoint's features and model, but it has "
                        f"{'; '.join(differ)}")
     return recognizer
+
+
+def _units_kind(vocab: Vocabulary) -> str:
+    return "bpe" if vocab.has_pieces else "char"
 
 
 def _read_manifests(config: TrainConfig) -> tuple[list, list]:

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -172,6 +174,45 @@ def test_batches_over_processes_match_one_process():
     decoder = BeamSearchDecoder(Vocabulary(bench.ALPHABET), beam_size=8, lm=lm)
     alone = [decoder.search(a) for a in arrays]
     assert decode_batch(decoder, arrays, workers=2) == alone
+
+
+# Pieces as a BPE vocabulary has them: whole words, parts of words, characters.
+PIECES = Vocabulary(["<blank>", " ", "e", "n", "o", "t", "w", " o", "ne", " one", " t", " two", "ee"])
+
+
+def test_beam_over_pieces_sums_the_spellings_of_one_text():
+    # " two" is the likeliest first label, but "one" has three spellings:
+    # " o" "ne" (0.35 * 0.35) + " one" blank (0.25 * 0.4) + " one" " one" (0.25 * 0.25) = 0.285 > 0.16
+    lp = spell(PIECES, [{" two": 0.4, " o": 0.35, " one": 0.25}, {"ne": 0.35, " one": 0.25}])
+    assert GreedyDecoder(PIECES).search(lp)[0].text == "two"
+    best = BeamSearchDecoder(PIECES, beam_size=16).search(lp)[0]
+    assert best.text == "one" and best.acoustic == pytest.approx(math.log(0.285), abs=1e-6)
+
+
+@pytest.mark.parametrize("flashlight", [False, True])
+def test_lexicon_over_pieces_turns_a_non_word_into_a_word(flashlight):
+    from asr.decoding import FlashlightLexiconDecoder
+
+    # Greedy reads " t" "ee" = "tee" (0.36); " two" blank = "two" (0.16) is the lexicon's.
+    lp = spell(PIECES, [{" t": 0.6, " two": 0.4}, {"ee": 0.6}])
+    assert GreedyDecoder(PIECES).search(lp)[0].text == "tee"
+    assert BeamSearchDecoder(PIECES, beam_size=16).search(lp)[0].text == "tee"
+    decoder = (FlashlightLexiconDecoder(PIECES, ["one", "two"], beam_size=16) if flashlight
+               else BeamSearchDecoder(PIECES, beam_size=16, lexicon=["one", "two"]))
+    assert decoder.search(lp)[0].text == "two"
+    lm = build_kneser_ney([["one", "two"], ["two", "one"]] * 3, order=2)
+    both = np.concatenate([lp, spell(PIECES, [{}, {" one": 0.9}, {}])])
+    assert BeamSearchDecoder(PIECES, beam_size=16, lm=lm, lexicon=["one", "two"]).search(both)[0].text == "two one"
+
+
+def test_word_times_over_pieces():
+    from asr.align import word_times
+
+    # frames: _ " one" " one" _ _ " two" _  ->  "one two"
+    lp = spell(PIECES, [{}, {" one": 0.9}, {" one": 0.9}, {}, {}, {" two": 0.9}, {}])
+    words = word_times(lp, "one two", PIECES, frame_seconds=0.1)
+    assert [(w.word, w.start, w.end) for w in words] == [("one", pytest.approx(0.1), pytest.approx(0.3)),
+                                                         ("two", pytest.approx(0.5), pytest.approx(0.6))]
 
 
 def test_word_times_from_the_best_alignment():

@@ -126,6 +126,38 @@ def test_training_with_every_augmentation_on(tmp_path):
 
 
 @pytest.mark.slow
+def test_bpe_units_learn_real_recordings_word_by_word(tmp_path):
+    from asr.data import read_manifest
+
+    manifest = write_fsdd_manifest(tmp_path / "six.jsonl", OVERFIT_ITEMS)
+    config = load_train_config(None, TINY_OVERRIDES + [
+        f"exp_dir={tmp_path / 'exp'}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+        "units.kind=bpe", "units.size=40"])
+    recognizer = load_checkpoint(train(config, show_progress=False))
+    vocab = recognizer.vocab
+    assert all(len(vocab.encode(u.text)) == 1 for u in read_manifest(manifest))  # one unit per word
+    summary, rows = evaluate_manifest(recognizer, manifest, GreedyDecoder(vocab), num_workers=0)
+    assert [r["hypothesis"] for r in rows] == [WORDS[d] for d, _, _ in OVERFIT_ITEMS]
+
+
+@pytest.mark.slow
+def test_init_from_a_character_model_gives_it_bpe_units(tiny_model, tmp_path):
+    import torch
+
+    checkpoint, manifest = tiny_model
+    tuned = load_checkpoint(train(load_train_config(None, TINY_OVERRIDES + [
+        f"exp_dir={tmp_path / 'exp'}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+        f"init_from={checkpoint}", "units.kind=bpe", "units.size=40", "epochs=1", "optim.lr=1e-6",
+        "average_last=0"]), show_progress=False))
+    original = load_checkpoint(checkpoint)
+    assert tuned.vocab.has_pieces and not original.vocab.has_pieces
+    theirs, ours = original.model.state_dict(), tuned.model.state_dict()
+    assert ours["output.weight"].shape == (len(tuned.vocab), theirs["output.weight"].shape[1])
+    assert all(torch.allclose(ours[k], v, atol=1e-4) for k, v in theirs.items() if not k.startswith("output."))
+    assert "under an output layer that starts afresh" in (tmp_path / "exp" / "train.log").read_text()
+
+
+@pytest.mark.slow
 def test_init_from_fine_tunes_the_checkpoint(tiny_model, tmp_path):
     import torch
 
