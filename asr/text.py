@@ -106,8 +106,7 @@ class Vocabulary:
         return [i for word in text.split(" ") if word for i in self.spell(" " + word)]
 
     def spell(self, word: str) -> tuple[int, ...]:
-        """The units of ``word`` (characters it is made of, all known): at each position the
-        longest unit that matches."""
+        """The units of ``word``: at each position the longest unit that matches."""
         units = self._spelled.get(word)
         if units is None:
             units, start = [], 0
@@ -118,6 +117,8 @@ class Vocabulary:
                         units.append(index)
                         start = end
                         break
+                else:
+                    raise AsrError(f"{word.strip()!r} has characters outside the vocabulary: {word[start]!r}")
             units = self._spelled[word] = tuple(units)
         return units
 

@@ -237,6 +237,8 @@ class _Trainer:
             self.vocab = pretrained.vocab
         else:
             self.vocab = Vocabulary.from_texts((u.text for u in kept), config.units.kind, config.units.size)
+            if config.units.kind != "char":  # every process takes the first's pieces, whatever its trainer did
+                self.vocab = Vocabulary(dist.merge({0: self.vocab.symbols} if dist.is_main else {})[0])
         state = self._starting_state(resume)
 
         self.features = FeatureExtractor(config.features).to(device)

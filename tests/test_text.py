@@ -55,5 +55,7 @@ def test_bpe_settings_that_cannot_work():
         Vocabulary.from_texts(DIGIT_STRINGS, "word")
     with pytest.raises(AsrError, match="outside the vocabulary: 'q'"):
         Vocabulary.from_texts(DIGIT_STRINGS, "bpe", 64).encode("quiet")
+    with pytest.raises(AsrError, match="'quiet' has characters outside the vocabulary: 'q'"):
+        Vocabulary.from_texts(DIGIT_STRINGS, "bpe", 64).spell(" quiet")
     with pytest.raises(ValueError, match="not units themselves"):
         Vocabulary([BLANK, " ", "a", "ab"])
