@@ -23,16 +23,18 @@ def step_losses(exp) -> list[float]:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("units", ["char", "bpe"])
+def test_two_gloo_processes_match_one_process(tmp_path, units):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = tmp_path / "one"
-    args = tiny_config(tmp_path, one, 8, "log_every=1", "step_threads=1", "tensorboard=false")
+    unit_args = ["units.kind=bpe", "units.size=40"] if units == "bpe" else []
+    args = tiny_config(tmp_path, one, 8, "log_every=1", "step_threads=1", "tensorboard=false", *unit_args)
     result = subprocess.run([sys.executable, "-m", "asr", "train", *args, "--no-progress"], env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
 
     two = tmp_path / "two"
-    args = tiny_config(tmp_path, two, 8, "log_every=1", "tensorboard=false")
+    args = tiny_config(tmp_path, two, 8, "log_every=1", "tensorboard=false", *unit_args)
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                              f"--master_port={free_port()}", "-m", "asr", "train", *args, "--no-progress"],
                             env=env, capture_output=True, text=True, timeout=300)
