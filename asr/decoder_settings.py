@@ -139,7 +139,7 @@ def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, 
     lexicon = read_lexicon(settings.lexicon) if settings.lexicon else None
     hotwords = parse_hotwords(settings.hotwords, settings.hotword_weight) if settings.hotwords else None
     lm = None
-    if settings.lm and not uses_flashlight(lexicon, hotwords):  # flashlight reads the file itself
+    if settings.lm and not uses_flashlight(vocab, lexicon, hotwords):  # flashlight reads the file itself
         from asr.lm import load_lm
 
         lm_cache = {} if lm_cache is None else lm_cache

@@ -384,7 +384,7 @@ class FlashlightLexiconDecoder(_PerUtterance):
     """Lexicon-constrained beam search by torchaudio's flashlight decoder, which reads the LM
     file with its own KenLM. More accurate than our search with a lexicon at equal beam and
     about as fast at small beams (``scripts/bench_decode.py``), so ``make_decoder`` uses it
-    for a lexicon without hotwords. ``lm_weight`` means the same as in ``BeamSearchDecoder``:
+    for a lexicon without hotwords and character units. ``lm_weight`` means the same as in ``BeamSearchDecoder``:
     it multiplies natural-log LM probabilities."""
 
     def __init__(self, vocab: Vocabulary, lexicon: list[str], beam_size: int = 16, lm_path: str | None = None,
@@ -400,14 +400,14 @@ class FlashlightLexiconDecoder(_PerUtterance):
             if not Path(lm_path).is_file():
                 raise AsrError(f"{lm_path}: language model not found")
         self.vocab = vocab
+        if vocab.has_pieces:  # measured: " two" held over three frames came out as "two two"
+            raise AsrError("flashlight's lexicon search repeats a one-piece word held over several frames: "
+                           "decode subword units with BeamSearchDecoder")
         silence = next(s for s in ("|", "<sil>", "<space>") if s not in vocab.symbols)
-        # Flashlight's files separate tokens by spaces: the space between words is its silence,
-        # a piece's leading space (" zero") is written as sentencepiece's mark ("▁zero").
-        tokens = [silence if s == " " else s.replace(" ", "\u2581") for s in vocab.symbols]
+        tokens = [silence if s == " " else s for s in vocab.symbols]
         with tempfile.NamedTemporaryFile("w", suffix=".lexicon", delete=False, encoding="utf-8") as f:
             for word in sorted(set(lexicon)):
-                units = vocab.spell(" " + word if vocab.has_pieces else word)
-                f.write(f"{word}\t{' '.join(tokens[i] for i in units)}\n")
+                f.write(f"{word}\t{' '.join(word)}\n")  # the space between words is silence
         try:
             with _quiet_stderr():  # KenLM reports its loading progress on stderr
                 self.decoder = ctc_decoder(lexicon=f.name, tokens=tokens, lm=lm_path, nbest=nbest,
@@ -486,19 +486,20 @@ DECODERS = {"greedy": GreedyDecoder, "beam": BeamSearchDecoder}
 
 def make_decoder(name: str, vocab: Vocabulary, lm_path: str | None = None, **options) -> Decoder:
     """``make_decoder("beam", vocab, beam_size=32, lm=load_lm(path), lm_weight=0.8)``.
-    With a lexicon and no hotwords the beam search is flashlight's (given ``lm_path``)."""
+    With a lexicon, no hotwords and character units the beam search is flashlight's (given ``lm_path``)."""
     if name not in DECODERS:
         raise AsrError(f"unknown decoder {name!r} (choose from: {', '.join(DECODERS)})")
     if name == "greedy":
         return GreedyDecoder(vocab)
-    if uses_flashlight(options.get("lexicon"), options.get("hotwords")):
+    if uses_flashlight(vocab, options.get("lexicon"), options.get("hotwords")):
         return FlashlightLexiconDecoder(vocab, lm_path=lm_path, **options)
     return BeamSearchDecoder(vocab, **options)
 
 
-def uses_flashlight(lexicon, hotwords) -> bool:
-    """A lexicon without hotwords goes to flashlight, when flashlight-text is installed."""
-    if lexicon is None or hotwords:
+def uses_flashlight(vocab: Vocabulary, lexicon, hotwords) -> bool:
+    """A lexicon without hotwords goes to flashlight, when flashlight-text is installed and the
+    units are characters."""
+    if lexicon is None or hotwords or vocab.has_pieces:
         return False
     try:
         import flashlight.lib.text.decoder  # noqa: F401

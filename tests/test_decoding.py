@@ -189,20 +189,27 @@ def test_beam_over_pieces_sums_the_spellings_of_one_text():
     assert best.text == "one" and best.acoustic == pytest.approx(math.log(0.285), abs=1e-6)
 
 
-@pytest.mark.parametrize("flashlight", [False, True])
-def test_lexicon_over_pieces_turns_a_non_word_into_a_word(flashlight):
-    from asr.decoding import FlashlightLexiconDecoder
-
+def test_lexicon_over_pieces_turns_a_non_word_into_a_word():
     # Greedy reads " t" "ee" = "tee" (0.36); " two" blank = "two" (0.16) is the lexicon's.
     lp = spell(PIECES, [{" t": 0.6, " two": 0.4}, {"ee": 0.6}])
     assert GreedyDecoder(PIECES).search(lp)[0].text == "tee"
     assert BeamSearchDecoder(PIECES, beam_size=16).search(lp)[0].text == "tee"
-    decoder = (FlashlightLexiconDecoder(PIECES, ["one", "two"], beam_size=16) if flashlight
-               else BeamSearchDecoder(PIECES, beam_size=16, lexicon=["one", "two"]))
+    decoder = make_decoder("beam", PIECES, beam_size=16, lexicon=["one", "two"])
+    assert isinstance(decoder, BeamSearchDecoder)  # not flashlight's (next test)
     assert decoder.search(lp)[0].text == "two"
+    # a one-piece word held over frames is one word; " o" "ne" spells "one" as " one" does
+    held = spell(PIECES, [{}, {" two": 0.9}, {" two": 0.9}, {" two": 0.9}, {}, {" o": 0.9}, {"ne": 0.9}, {}])
+    assert decoder.search(held)[0].text == "two one"
     lm = build_kneser_ney([["one", "two"], ["two", "one"]] * 3, order=2)
     both = np.concatenate([lp, spell(PIECES, [{}, {" one": 0.9}, {}])])
     assert BeamSearchDecoder(PIECES, beam_size=16, lm=lm, lexicon=["one", "two"]).search(both)[0].text == "two one"
+
+
+def test_flashlight_refuses_pieces():
+    from asr.decoding import FlashlightLexiconDecoder
+
+    with pytest.raises(AsrError, match="repeats a one-piece word held over several frames"):
+        FlashlightLexiconDecoder(PIECES, ["one", "two"], beam_size=16)
 
 
 def test_word_times_over_pieces():
