@@ -205,6 +205,12 @@ def test_lexicon_over_pieces_turns_a_non_word_into_a_word():
     assert BeamSearchDecoder(PIECES, beam_size=16, lm=lm, lexicon=["one", "two"]).search(both)[0].text == "two one"
 
 
+def test_hotword_over_pieces():
+    lp = spell(PIECES, [{" t": 0.5, " two": 0.4}, {}])  # "t" 0.5 against "two" 0.4
+    assert BeamSearchDecoder(PIECES, beam_size=16).search(lp)[0].text == "t"
+    assert BeamSearchDecoder(PIECES, beam_size=16, hotwords={"two": 1.0}).search(lp)[0].text == "two"
+
+
 def test_flashlight_refuses_pieces():
     from asr.decoding import FlashlightLexiconDecoder
 
