@@ -5,8 +5,8 @@ Every decoder has
 - ``search(log_probs (T, V) numpy) -> list[Hypothesis]``, the n-best of one utterance.
 
 ``GreedyDecoder`` takes the best label per frame. ``BeamSearchDecoder`` is a CTC
-prefix beam search over characters, optionally with a word n-gram LM (weight and
-word-insertion bonus), constrained to a lexicon, and boosting hotwords. It is our
+prefix beam search over characters or subword pieces, optionally with a word n-gram LM
+(weight and word-insertion bonus), constrained to a lexicon, and boosting hotwords. It is our
 own code because it measured faster than pyctcdecode and torchaudio's flashlight
 decoder at equal beam on the same logits (``scripts/bench_decode.py``), mainly by
 two exact shortcuts: frames where only the blank is likely are folded into one
