@@ -83,7 +83,7 @@ class Vocabulary:
         if size <= len(chars) + 1:
             raise AsrError(f"bpe units: vocabulary size {size} leaves no room for pieces (the blank and "
                            f"the text's {len(chars)} characters take {len(chars) + 1}; e.g. 256)")
-        return cls([BLANK] + chars + _learn_pieces(texts, size - len(chars) - 1))
+        return cls([BLANK] + chars + _learn_pieces(texts, size - len(chars) - 1, letters=len(chars) - 1))
 
     def __len__(self) -> int:
         return len(self.symbols)
@@ -126,19 +126,19 @@ class Vocabulary:
         return "".join(self.symbols[i] for i in indices if i != 0)
 
 
-def _learn_pieces(texts: list[str], count: int) -> list[str]:
+def _learn_pieces(texts: list[str], count: int, letters: int) -> list[str]:
     """Up to ``count`` multi-character BPE pieces of ``texts`` (sentencepiece's trainer), with
-    its word-start mark written as the space it stands for."""
+    its word-start mark written as the space it stands for. ``letters``: how many distinct
+    characters other than the space ``texts`` has."""
     import io
 
     import sentencepiece
 
     model = io.BytesIO()
-    # The trainer's vocabulary counts its 3 control pieces and the characters; a soft limit
-    # lets a small text give fewer pieces instead of failing.
-    chars = len({c for t in texts for c in t if c != " "})
+    # The trainer's vocabulary counts its 3 control pieces, its word-start mark and the letters;
+    # a soft limit lets a small text give fewer pieces instead of failing.
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, model_type="bpe", vocab_size=count + chars + 4,
+        sentence_iterator=iter(texts), model_writer=model, model_type="bpe", vocab_size=count + letters + 4,
         character_coverage=1.0, hard_vocab_limit=False, minloglevel=2, num_threads=1)
     processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
     pieces = (processor.id_to_piece(i) for i in range(processor.get_piece_size())
