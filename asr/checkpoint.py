@@ -54,9 +54,11 @@ class Recognizer:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def log_probs(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, S) waveforms + (B,) sample lengths -> (B, T', V) log-probs + (B,) frame lengths."""
-        feats, frames = self.features(waveforms, lengths)
+    def log_probs(self, waveforms: torch.Tensor, lengths: torch.Tensor,
+                  means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) waveforms + (B,) sample lengths -> (B, T', V) log-probs + (B,) frame lengths;
+        ``means``: the speakers' feature means, for features normalized per speaker."""
+        feats, frames = self.features(waveforms, lengths, means)
         return self.model(feats, frames)
 
 

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
     add_decoder_flags(p)
     p.add_argument("--nbest", type=int, default=1, help="with --json: this many alternatives per file")
+    p.add_argument("--same-speaker", action="store_true",
+                   help="the files are one speaker's: a model trained with features.normalize=speaker "
+                        "normalizes them by their common mean (otherwise each file by its own)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     p.add_argument("--json", action="store_true",
                    help="one JSON object per file: path, text, duration, words with start/end seconds")
@@ -171,7 +174,8 @@ def cmd_transcribe(args) -> int:
     recognizer = load_checkpoint(args.model, pick_device(args.device))
     _, decoder = decoder_from_args(args, recognizer.vocab, nbest=args.nbest)
     failed = 0
-    for t in transcribe_files(recognizer, args.files, decoder, timestamps=args.json):
+    for t in transcribe_files(recognizer, args.files, decoder, timestamps=args.json,
+                              same_speaker=args.same_speaker):
         if t.error:
             failed += 1
             print(f"asr: error: {t.error}", file=sys.stderr)

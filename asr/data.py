@@ -31,6 +31,7 @@ class Utterance:
     duration: float  # seconds
     text: str  # normalized transcript
     where: str  # "manifest.jsonl:LINE", for error messages
+    speaker: str | None = None  # who speaks (for per-speaker feature normalization)
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -65,7 +66,11 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
                 if duration is not None:
                     raise AsrError(f"{where}: 'duration' must be a positive number of seconds")
                 duration = audio_duration(audio)
-            utterances.append(Utterance(str(audio), float(duration), normalize_text(entry["text"]), where))
+            speaker = entry.get("speaker")
+            if speaker is not None and not isinstance(speaker, (str, int)):
+                raise AsrError(f"{where}: 'speaker' must be a string")
+            utterances.append(Utterance(str(audio), float(duration), normalize_text(entry["text"]), where,
+                                        None if speaker is None else str(speaker)))
     if not utterances:
         raise AsrError(f"{path}: manifest has no utterances")
     return utterances
@@ -91,16 +96,18 @@ class Batch:
     targets: torch.Tensor  # (B, U) int64, zero-padded (empty when not encoded)
     target_lengths: torch.Tensor  # (B,)
     indices: list[int]  # positions in the dataset, to find the utterance again
+    means: torch.Tensor | None = None  # (B, F) each utterance's speaker feature mean, where used
 
     def to(self, device) -> "Batch":
         nb = device.type == "cuda"
         return Batch(self.waveforms.to(device, non_blocking=nb), self.wave_lengths.to(device, non_blocking=nb),
                      self.targets.to(device, non_blocking=nb), self.target_lengths.to(device, non_blocking=nb),
-                     self.indices)
+                     self.indices, None if self.means is None else self.means.to(device, non_blocking=nb))
 
     def pin_memory(self) -> "Batch":
         return Batch(self.waveforms.pin_memory(), self.wave_lengths.pin_memory(), self.targets.pin_memory(),
-                     self.target_lengths.pin_memory(), self.indices)
+                     self.target_lengths.pin_memory(), self.indices,
+                     None if self.means is None else self.means.pin_memory())
 
 
 class SpeechDataset(Dataset):
@@ -113,6 +120,15 @@ class SpeechDataset(Dataset):
         self.sample_rate = sample_rate
         self.min_samples = min_samples
         self.targets = [vocab.encode(u.text, u.where) for u in utterances] if vocab else None
+        self.speaker_means: torch.Tensor | None = None  # (N, F), set by speaker_normalization()
+
+    def speaker_groups(self) -> tuple[list[int], int]:
+        """A group id per utterance, one group per speaker; an utterance without a speaker is a
+        group of its own. Returns the ids and the number of groups."""
+        ids: dict[object, int] = {}
+        groups = [ids.setdefault(u.speaker if u.speaker is not None else ("utterance", i), len(ids))
+                  for i, u in enumerate(self.utterances)]
+        return groups, len(ids)
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -129,8 +145,10 @@ class SpeechDataset(Dataset):
         for row, (_, wave, target) in enumerate(items):
             waveforms[row, : len(wave)] = wave
             targets[row, : len(target)] = torch.tensor(target, dtype=torch.long)
-        return Batch(waveforms, torch.tensor(lengths), targets,
-                     torch.tensor([len(t) for _, _, t in items]), [i for i, _, _ in items])
+        indices = [i for i, _, _ in items]
+        means = self.speaker_means[indices] if self.speaker_means is not None else None
+        return Batch(waveforms, torch.tensor(lengths), targets, torch.tensor([len(t) for _, _, t in items]),
+                     indices, means)
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):
@@ -202,6 +220,19 @@ def make_loader(dataset: SpeechDataset, batch_seconds: float, max_batch_size: in
         dataset, batch_sampler=sampler, collate_fn=dataset.collate, num_workers=num_workers,
         pin_memory=pin_memory, persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None)
+
+
+def speaker_normalization(dataset: SpeechDataset, features, batch_seconds: float = 200.0,
+                          num_workers: int = 0) -> torch.Tensor:
+    """Give every utterance of ``dataset`` its speaker's mean features (one pass over the
+    audio, without augmentation), for features normalized per speaker; returns the spread
+    of the features within speakers."""
+    groups, count = dataset.speaker_groups()
+    loader = make_loader(dataset, batch_seconds, 256, shuffle=False, num_workers=num_workers)
+    batches = ((b.waveforms, b.wave_lengths, torch.tensor([groups[i] for i in b.indices])) for b in loader)
+    means, within = features.group_stats(batches, count)
+    dataset.speaker_means = means[torch.tensor(groups)]
+    return within
 
 
 def total_hours(utterances: list[Utterance]) -> float:

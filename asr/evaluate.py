@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from asr.checkpoint import Recognizer
-from asr.data import SpeechDataset, make_loader, read_manifest
+from asr.data import SpeechDataset, make_loader, read_manifest, speaker_normalization
 from asr.decoding import Decoder, decode_batch
 from asr.metrics import Summary, score
 
@@ -21,7 +21,7 @@ def _model_outputs(recognizer: Recognizer, loader, amp: bool):
     for batch in loader:
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths)
+            log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths, batch.means)
         yield batch.indices, log_probs, lengths
 
 
@@ -54,6 +54,8 @@ def compute_log_probs(recognizer: Recognizer, loader, amp: bool = True) -> list[
 def _loader(recognizer: Recognizer, utterances, batch_seconds: float, num_workers: int):
     dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
                             min_samples=recognizer.features.min_samples)
+    if recognizer.features.config.normalize == "speaker":
+        speaker_normalization(dataset, recognizer.features, batch_seconds, num_workers)
     return make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
 
 

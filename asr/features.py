@@ -27,8 +27,9 @@ class FeatureExtractor(nn.Module):
         self.config = config
         if config.kind not in ("logmel", "mfcc"):
             raise AsrError(f"features.kind must be 'logmel' or 'mfcc', not {config.kind!r}")
-        if config.normalize not in ("utterance", "global", "none"):
-            raise AsrError(f"features.normalize must be utterance, global or none, not {config.normalize!r}")
+        if config.normalize not in ("utterance", "speaker", "global", "none"):
+            raise AsrError("features.normalize must be utterance, speaker, global or none, "
+                           f"not {config.normalize!r}")
         if config.kind == "mfcc" and config.n_mfcc > config.n_mels:
             raise AsrError(f"features.n_mfcc ({config.n_mfcc}) must not exceed features.n_mels ({config.n_mels})")
         self.win_length = round(config.sample_rate * config.win_ms / 1000)
@@ -43,7 +44,8 @@ class FeatureExtractor(nn.Module):
             self.transform = T.MFCC(config.sample_rate, n_mfcc=config.n_mfcc, log_mels=True,
                                     melkwargs=mel_kwargs)
             self.dim = config.n_mfcc
-        # Training-set statistics for normalize == "global"; saved with the model.
+        # Training-set statistics for normalize == "global" (for "speaker", the spread within
+        # speakers: the means come with each batch); saved with the model.
         self.register_buffer("mean", torch.zeros(self.dim))
         self.register_buffer("std", torch.ones(self.dim))
 
@@ -67,10 +69,17 @@ class FeatureExtractor(nn.Module):
         mask = lengths_to_mask(frames, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
         return x.masked_fill(~mask, 0.0), frames
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor,
+                means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized features. ``means`` (B, F): each utterance's speaker mean, for
+        normalize == "speaker"; without it each utterance is its own speaker."""
         x, frames = self.raw(waveforms, lengths)
         mask = lengths_to_mask(frames, x.shape[1]).unsqueeze(-1)
-        if self.config.normalize == "utterance":
+        if self.config.normalize == "speaker":
+            if means is None:
+                means = x.sum(1) / frames.view(-1, 1).to(x.dtype)
+            x = (x - means.to(x.dtype).unsqueeze(1)) / self.std
+        elif self.config.normalize == "utterance":
             count = frames.view(-1, 1, 1).to(x.dtype)
             mean = x.sum(1, keepdim=True) / count
             var = ((x - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / count
@@ -95,6 +104,23 @@ class FeatureExtractor(nn.Module):
         std = (total_sq / max(count, 1) - mean ** 2).clamp(min=1e-10).sqrt()
         self.mean.copy_(mean.float())
         self.std.copy_(std.float())
+
+    @torch.no_grad()
+    def group_stats(self, batches, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean features of each group of utterances, from (waveforms, lengths, group ids)
+        batches: (groups, F) means, and the (F,) spread of frames about their group's mean."""
+        total = torch.zeros(groups, self.dim, dtype=torch.float64)
+        total_sq = torch.zeros(self.dim, dtype=torch.float64)
+        count = torch.zeros(groups, dtype=torch.float64)
+        for waveforms, lengths, ids in batches:
+            x, frames = self.raw(waveforms.to(self.mean.device), lengths.to(self.mean.device))
+            x = x.double().cpu()
+            total.index_add_(0, ids, x.sum(1))
+            total_sq += (x ** 2).sum((0, 1))
+            count.index_add_(0, ids, frames.double().cpu())
+        means = total / count.clamp(min=1).unsqueeze(1)
+        within = (total_sq - (count.unsqueeze(1) * means ** 2).sum(0)) / count.sum().clamp(min=1)
+        return means.float(), within.clamp(min=1e-10).sqrt().float()
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

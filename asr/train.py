@@ -27,7 +27,7 @@ from tqdm import tqdm
 from asr.augment import VocalTractWarp, WaveAugment, augment_features
 from asr.checkpoint import Recognizer, load_checkpoint, pick_device, save_checkpoint
 from asr.config import TrainConfig, to_dict
-from asr.data import SpeechDataset, make_loader, read_manifest, total_hours
+from asr.data import SpeechDataset, make_loader, read_manifest, speaker_normalization, total_hours
 from asr.decoding import GreedyDecoder
 from asr.distributed import Distributed
 from asr.errors import AsrError, Interrupted
@@ -91,16 +91,19 @@ def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, f
 
 
 def chunked_features(features: FeatureExtractor, waves: torch.Tensor, lengths: torch.Tensor,
-                     pool: ThreadPoolExecutor | None = None, chunks: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+                     pool: ThreadPoolExecutor | None = None, chunks: int = 1,
+                     means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Features of a batch, computed as ``chunks`` row chunks in parallel threads (on the CPU,
-    where one thread each is all torch gets); the result equals one pass over the batch."""
+    where one thread each is all torch gets); the result equals one pass over the batch.
+    ``means``: the speakers' feature means (B, F), for features normalized per speaker."""
     if pool is None or chunks <= 1 or waves.shape[0] < 2:
-        return features(waves, lengths)
+        return features(waves, lengths, means)
     size = math.ceil(waves.shape[0] / chunks)
 
     def chunk(start: int):
         rows = slice(start, start + size)
-        return features(waves[rows, :int(lengths[rows].max())], lengths[rows])
+        return features(waves[rows, :int(lengths[rows].max())], lengths[rows],
+                        None if means is None else means[rows])
 
     parts = list(pool.map(chunk, range(0, waves.shape[0], size)))
     frames = max(x.shape[1] for x, _ in parts)
@@ -277,6 +280,18 @@ class _Trainer:
             stats_loader = make_loader(train_set, data.batch_seconds, 256, shuffle=False,
                                        num_workers=data.num_workers)
             self.features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
+        if config.features.normalize == "speaker":
+            # each speaker's mean features (clean audio), for the training and the dev set alike;
+            # the spread within speakers is fitted from scratch, or if the base model had none
+            within = speaker_normalization(train_set, self.features, data.batch_seconds, data.num_workers)
+            speaker_normalization(dev_set, self.features, data.batch_seconds, data.num_workers)
+            base_normalize = pretrained.features.config.normalize if pretrained is not None else None
+            if state is None and base_normalize not in ("global", "speaker"):
+                self.features.std.copy_(within)
+            alone = sum(u.speaker is None for u in kept + self.dev_utts)
+            log.info("features normalized per speaker: %d speakers in training, %d in dev%s",
+                     len({u.speaker for u in kept} - {None}), len({u.speaker for u in self.dev_utts} - {None}),
+                     f"; {alone} utterances name no speaker and are normalized on their own" if alone else "")
 
         optim = config.optim
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
@@ -409,7 +424,8 @@ class _Trainer:
             waves, wave_lengths = self.wave_augment(waves, wave_lengths)
         try:
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                feats, frames = chunked_features(self.features, waves, wave_lengths, self.pool, self.step_threads)
+                feats, frames = chunked_features(self.features, waves, wave_lengths, self.pool, self.step_threads,
+                                                 batch.means)
                 feats = augment_features(feats, frames, self.vtlp, self.config.specaugment, self.augment_rng)
                 loss = ctc_gradients(self.stepper, self.ctc, feats, frames, batch.targets, batch.target_lengths,
                                      self.pool, self.step_threads, self.scaler)
@@ -510,9 +526,13 @@ def _pretrained(config: TrainConfig) -> Recognizer:
     recognizer = load_checkpoint(config.init_from)
     theirs = {"features": to_dict(recognizer.features.config), "model": to_dict(recognizer.model.config)}
     ours = {"features": to_dict(config.features), "model": to_dict(config.model)}
+    # dropout may change, and training-set statistics may give way to per-speaker means
+    # (the spread within speakers then stays the checkpoint's overall one)
+    may_change = {("model", "dropout", theirs["model"]["dropout"], config.model.dropout),
+                  ("features", "normalize", "global", "speaker")}
     differ = [f"{section}.{key} {theirs[section][key]} (config: {value})"
               for section in ours for key, value in ours[section].items()
-              if key != "dropout" and theirs[section][key] != value]
+              if theirs[section][key] != value and (section, key, theirs[section][key], value) not in may_change]
     if differ:
         raise AsrError(f"{config.init_from}: init_from needs the checkpoint's features and model, but it has "
                        f"{'; '.join(differ)}")

@@ -13,14 +13,15 @@ from asr.cli import main
 from conftest import OVERFIT_ITEMS, TINY_OVERRIDES, WORDS, fsdd_file, write_fsdd_manifest
 
 
-def untrained_checkpoint(path):
+def untrained_checkpoint(path, normalize="utterance"):
     from asr.checkpoint import Recognizer, save_checkpoint
     from asr.config import FeatureConfig, ModelConfig
     from asr.features import FeatureExtractor
     from asr.model import CTCModel
     from asr.text import Vocabulary
 
-    features, vocab = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=16)), Vocabulary.from_texts(["one"])
+    features = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=16, normalize=normalize))
+    vocab = Vocabulary.from_texts(["one"])
     model = CTCModel(ModelConfig(hidden_size=8, num_layers=1, conv_channels=8), features.dim, len(vocab))
     save_checkpoint(path, Recognizer(features, model, vocab))
     return path
@@ -99,6 +100,39 @@ def test_transcribe_any_format_and_rate(tiny_model, tmp_path, capsys):
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["text"] for o in out] == ["eight", "three"]
     assert out[0]["duration"] == pytest.approx(len(audio) / 16000, abs=1e-3)
+
+
+def test_same_speaker_files_are_normalized_by_their_common_mean(tmp_path, capsys):
+    """transcribe --same-speaker scores files exactly as evaluate scores a manifest that gives
+    them one speaker; without it, as one that gives each file its own."""
+    import torch
+
+    from asr.checkpoint import load_checkpoint
+    from asr.decoding import GreedyDecoder
+    from asr.evaluate import manifest_log_probs
+    from asr.transcribe import transcribe_files
+
+    torch.manual_seed(0)
+    recognizer = load_checkpoint(untrained_checkpoint(tmp_path / "spk.pt", normalize="speaker"))
+    files = [fsdd_file(1, "theo", 3), fsdd_file(7, "theo", 4)]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....WAVEfmt garbage" * 3)
+    greedy = GreedyDecoder(recognizer.vocab)
+    for same, speakers in [(True, ["theo", "theo"]), (False, [None, None])]:
+        manifest = tmp_path / f"{same}.jsonl"
+        manifest.write_text("".join(json.dumps({"audio_filepath": str(f), "text": "one",
+                                                **({"speaker": who} if who else {})}) + "\n"
+                                    for f, who in zip(files, speakers)))
+        _, outputs = manifest_log_probs(recognizer, manifest, num_workers=0)
+        got = transcribe_files(recognizer, [files[0], corrupt, files[1]], greedy, same_speaker=same)
+        assert got[1].error and "not a readable audio file" in got[1].error
+        scores = [t.nbest[0].score for t in (got[0], got[2])]
+        assert scores == pytest.approx([greedy.search(lp)[0].score for lp in outputs], rel=1e-5)
+        if same:
+            together = scores
+    assert together != pytest.approx(scores, rel=1e-3)  # the common mean is not each file's own
+    assert main(["transcribe", "--model", str(tmp_path / "spk.pt"), *map(str, files), "--same-speaker"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
 
 
 @pytest.mark.slow

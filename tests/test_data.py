@@ -3,7 +3,9 @@ import json
 import pytest
 import torch
 
-from asr.data import BucketBatchSampler, SpeechDataset, read_manifest, write_manifest
+from asr.config import FeatureConfig
+from asr.data import BucketBatchSampler, SpeechDataset, read_manifest, speaker_normalization, write_manifest
+from asr.features import FeatureExtractor
 from asr.errors import AsrError
 from asr.text import Vocabulary
 from conftest import fsdd_file
@@ -32,6 +34,7 @@ def test_manifest_relative_paths_normalized_text_and_header_durations(tmp_path):
     ('{"audio_filepath": "nowhere.wav", "text": "one"}', r":2: audio file not found: .*nowhere.wav"),
     ('{"audio_filepath": "WAV", "text": "one", "duration": -1}', r":2: 'duration' must be a positive"),
     ('[1, 2]', r":2: expected a JSON object"),
+    ('{"audio_filepath": "WAV", "text": "one", "speaker": ["a"]}', r":2: 'speaker' must be a string"),
 ])
 def test_manifest_errors_name_the_line(tmp_path, line, message):
     good = json.dumps({"audio_filepath": str(fsdd_file(1)), "text": "one"})
@@ -70,6 +73,26 @@ def test_batches_pad_and_carry_lengths(tmp_path):
     assert batch.waveforms.shape == (2, max(n0, n1)) and batch.wave_lengths.tolist() == [n0, n1]
     assert batch.target_lengths.tolist() == [3, 5] and batch.targets.shape == (2, 5)
     assert batch.waveforms[0, n0:].abs().sum() == 0 if n0 < n1 else batch.waveforms[1, n1:].abs().sum() == 0
+
+
+def test_speakers_group_utterances_and_batches_carry_their_speakers_mean(tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    items = [(1, "theo", "theo"), (2, "george", "george"), (3, "theo", "theo"), (4, "lucas", None)]
+    write_manifest(manifest, [{"audio_filepath": str(fsdd_file(d, who)), "text": "x",
+                               **({"speaker": speaker} if speaker else {})} for d, who, speaker in items])
+    ds = SpeechDataset(read_manifest(manifest), 8000)
+    assert [u.speaker for u in ds.utterances] == ["theo", "george", "theo", None]
+    assert ds.speaker_groups() == ([0, 1, 0, 2], 3)  # no speaker: a group of its own
+    fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=32, normalize="speaker"))
+    within = speaker_normalization(ds, fe, batch_seconds=1.0)
+    assert within.shape == (32,) and bool((within > 0).all())
+    raw = [fe.raw(w[None], torch.tensor([len(w)]))[0][0] for _, w, _ in (ds[i] for i in range(4))]
+    theo = torch.cat([raw[0], raw[2]]).mean(0)
+    for i, expected in enumerate([theo, raw[1].mean(0), theo, raw[3].mean(0)]):
+        torch.testing.assert_close(ds.speaker_means[i], expected, atol=1e-4, rtol=1e-4)
+    batch = ds.collate([ds[2], ds[1]])
+    torch.testing.assert_close(batch.means, ds.speaker_means[[2, 1]])
+    assert SpeechDataset(ds.utterances, 8000).collate([ds[0]]).means is None
 
 
 def test_bucket_sampler_bounds_and_covers_everything():

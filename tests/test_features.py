@@ -38,7 +38,7 @@ def test_mfcc_agrees_with_librosa(speech):
     np.testing.assert_allclose(ours[0].numpy(), ref, atol=5e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("normalize", ["utterance", "global", "none"])
+@pytest.mark.parametrize("normalize", ["utterance", "speaker", "global", "none"])
 def test_padding_changes_no_valid_frame(speech, normalize):
     fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize=normalize))
     n = len(speech) * 2 // 3
@@ -68,6 +68,36 @@ def test_global_statistics_fit(speech):
     torch.testing.assert_close(fe.mean, raw[0].mean(0), atol=1e-4, rtol=1e-4)
     x, _ = fe(wave, lengths)
     assert x[0].mean(0).abs().max() < 1e-3
+
+
+def test_speaker_normalization_subtracts_the_given_mean_else_the_utterances_own(speech):
+    fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="speaker"))
+    fe.std.fill_(2.0)
+    wave, lengths = torch.from_numpy(speech)[None], torch.tensor([len(speech)])
+    raw, _ = fe.raw(wave, lengths)
+    speaker_mean = torch.linspace(-5, 1, 40)
+    x, _ = fe(wave, lengths, speaker_mean[None])
+    torch.testing.assert_close(x[0], (raw[0] - speaker_mean) / 2.0)
+    alone, _ = fe(wave, lengths)
+    torch.testing.assert_close(alone[0], (raw[0] - raw[0].mean(0)) / 2.0, atol=1e-5, rtol=1e-5)
+
+
+def test_group_statistics_are_each_speakers_mean_and_the_spread_within(speech):
+    fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="speaker"))
+    other = load_audio(fsdd_file(7, "george", 3), 8000)
+    waves = [speech, speech[: len(speech) // 2], other]  # theo, theo, george
+    batch = torch.zeros(3, max(map(len, waves)))
+    for row, w in enumerate(waves):
+        batch[row, : len(w)] = torch.from_numpy(w)
+    lengths = torch.tensor([len(w) for w in waves])
+    # batched as (theo, george) then (theo): the statistics must not depend on the batching
+    means, within = fe.group_stats([(batch[[0, 2]], lengths[[0, 2]], torch.tensor([0, 1])),
+                                    (batch[[1]], lengths[[1]], torch.tensor([0]))], 2)
+    frames = [fe.raw(torch.from_numpy(w)[None], torch.tensor([len(w)]))[0][0].double() for w in waves]
+    theo, george = torch.cat(frames[:2]), frames[2]
+    torch.testing.assert_close(means.double(), torch.stack([theo.mean(0), george.mean(0)]), atol=1e-4, rtol=1e-4)
+    spread = torch.cat([theo - theo.mean(0), george - george.mean(0)]).pow(2).mean(0).sqrt()
+    torch.testing.assert_close(within.double(), spread, atol=1e-3, rtol=1e-3)
 
 
 def test_frame_count_and_hop():

@@ -69,7 +69,8 @@ def test_chunked_threads_give_the_gradients_of_one_pass():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_chunked_features_equal_one_pass():
+@pytest.mark.parametrize("normalize", ["utterance", "speaker"])
+def test_chunked_features_equal_one_pass(normalize):
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
@@ -79,12 +80,13 @@ def test_chunked_features_equal_one_pass():
     from asr.train import chunked_features
 
     torch.manual_seed(0)
-    features = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=32))
+    features = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=32, normalize=normalize))
     lengths = torch.tensor([8000, 3000, 5000, 1200, 7999])
     waves = torch.randn(5, 8000) * (torch.arange(8000) < lengths[:, None])
-    one, frames = features(waves, lengths)
+    means = torch.randn(5, 32) if normalize == "speaker" else None  # each row's own speaker's
+    one, frames = features(waves, lengths, means)
     with ThreadPoolExecutor(2) as pool:
-        chunked, chunked_frames = chunked_features(features, waves, lengths, pool, chunks=2)
+        chunked, chunked_frames = chunked_features(features, waves, lengths, pool, chunks=2, means=means)
     assert torch.equal(frames, chunked_frames)
     assert chunked.shape == one.shape and torch.allclose(chunked, one, atol=1e-5)
 
@@ -138,6 +140,44 @@ def test_bpe_units_learn_real_recordings_word_by_word(tmp_path):
     assert all(len(vocab.encode(u.text)) == 1 for u in read_manifest(manifest))  # one unit per word
     summary, rows = evaluate_manifest(recognizer, manifest, GreedyDecoder(vocab), num_workers=0)
     assert [r["hypothesis"] for r in rows] == [WORDS[d] for d, _, _ in OVERFIT_ITEMS]
+
+
+@pytest.mark.slow
+def test_speaker_normalized_features_learn_two_speakers(tiny_model, tmp_path):
+    import json
+
+    import torch
+
+    from conftest import fsdd_file
+
+    items = [(0, "jackson"), (1, "theo"), (2, "jackson"), (3, "theo"), (6, "jackson"), (8, "theo")]
+    manifest = tmp_path / "two.jsonl"
+    manifest.write_text("".join(json.dumps({"audio_filepath": str(fsdd_file(d, who, 10)), "text": WORDS[d],
+                                            "speaker": who}) + "\n" for d, who in items))
+    overrides = TINY_OVERRIDES + [f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+                                  "features.normalize=speaker"]
+    recognizer = load_checkpoint(train(load_train_config(None, overrides + [f"exp_dir={tmp_path / 'exp'}"]),
+                                       show_progress=False))
+    assert recognizer.features.config.normalize == "speaker"
+    summary, rows = evaluate_manifest(recognizer, manifest, GreedyDecoder(recognizer.vocab), num_workers=0)
+    assert [r["hypothesis"] for r in rows] == [WORDS[d] for d, _ in items]
+    log = (tmp_path / "exp" / "train.log").read_text()
+    assert "features normalized per speaker: 2 speakers in training, 2 in dev" in log
+
+    # a model trained on training-set statistics is fine-tuned per speaker, keeping its spread;
+    # other switches of the normalization are refused
+    base = train(load_train_config(None, TINY_OVERRIDES + [
+        f"exp_dir={tmp_path / 'base'}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+        "features.normalize=global", "epochs=1"]), show_progress=False)
+    tuned = load_checkpoint(train(load_train_config(None, overrides + [
+        f"exp_dir={tmp_path / 'tuned'}", f"init_from={base}", "epochs=1", "optim.lr=1e-6",
+        "average_last=0"]), show_progress=False))
+    assert tuned.features.config.normalize == "speaker"
+    assert torch.equal(tuned.features.std, load_checkpoint(base).features.std)
+    checkpoint, _ = tiny_model  # per-utterance statistics
+    with pytest.raises(AsrError, match=r"features.normalize utterance \(config: speaker\)"):
+        train(load_train_config(None, overrides + [f"exp_dir={tmp_path / 'x'}", f"init_from={checkpoint}"]),
+              show_progress=False)
 
 
 @pytest.mark.slow
