@@ -23,7 +23,8 @@ def fsdd_file(digit: int, speaker: str = "jackson", take: int = 10) -> Path:
 def write_fsdd_manifest(path: Path, items: list[tuple[int, str, int]]) -> Path:
     with open(path, "w") as f:
         for digit, speaker, take in items:
-            f.write(json.dumps({"audio_filepath": str(fsdd_file(digit, speaker, take)), "text": WORDS[digit]}) + "\n")
+            f.write(json.dumps({"audio_filepath": str(fsdd_file(digit, speaker, take)), "text": WORDS[digit],
+                                "speaker": speaker}) + "\n")
     return path
 
 

@@ -23,11 +23,12 @@ def step_losses(exp) -> list[float]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("units", ["char", "bpe"])
+@pytest.mark.parametrize("units", ["char", "bpe", "char, per-speaker features"])
 def test_two_gloo_processes_match_one_process(tmp_path, units):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = tmp_path / "one"
-    unit_args = ["units.kind=bpe", "units.size=40"] if units == "bpe" else []
+    unit_args = {"char": [], "bpe": ["units.kind=bpe", "units.size=40"],
+                 "char, per-speaker features": ["features.normalize=speaker"]}[units]
     args = tiny_config(tmp_path, one, 8, "log_every=1", "step_threads=1", "tensorboard=false", *unit_args)
     result = subprocess.run([sys.executable, "-m", "asr", "train", *args, "--no-progress"], env=env,
                             capture_output=True, text=True, timeout=300)
