@@ -282,11 +282,10 @@ class _Trainer:
             self.features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
         if config.features.normalize == "speaker":
             # each speaker's mean features (clean audio), for the training and the dev set alike;
-            # the spread within speakers is fitted from scratch, or if the base model had none
+            # the spread within speakers is fitted from scratch (fine-tuning keeps the checkpoint's)
             within = speaker_normalization(train_set, self.features, data.batch_seconds, data.num_workers)
             speaker_normalization(dev_set, self.features, data.batch_seconds, data.num_workers)
-            base_normalize = pretrained.features.config.normalize if pretrained is not None else None
-            if state is None and base_normalize not in ("global", "speaker"):
+            if state is None and pretrained is None:
                 self.features.std.copy_(within)
             alone = sum(u.speaker is None for u in kept + self.dev_utts)
             log.info("features normalized per speaker: %d speakers in training, %d in dev%s",
