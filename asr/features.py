@@ -9,6 +9,8 @@ frames. Normalization statistics only count valid frames for the same reason.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torchaudio.transforms as T
 from torch import nn
@@ -17,6 +19,7 @@ from asr.errors import AsrError
 from asr.config import FeatureConfig
 
 LOG_FLOOR = 1e-6  # added to mel power before the log, avoids log(0) on digital silence
+SPEECH_RANGE = 3.0 * math.log(10)  # speech frames: within 30 dB of the utterance's loudest
 
 
 class FeatureExtractor(nn.Module):
@@ -77,7 +80,8 @@ class FeatureExtractor(nn.Module):
         mask = lengths_to_mask(frames, x.shape[1]).unsqueeze(-1)
         if self.config.normalize == "speaker":
             if means is None:
-                means = x.sum(1) / frames.view(-1, 1).to(x.dtype)
+                speech = self.speech_frames(waveforms, frames, x.shape[1]).unsqueeze(-1).to(x.dtype)
+                means = (x * speech).sum(1) / speech.sum(1)
             x = (x - means.to(x.dtype).unsqueeze(1)) / self.std
         elif self.config.normalize == "utterance":
             count = frames.view(-1, 1, 1).to(x.dtype)
@@ -105,21 +109,42 @@ class FeatureExtractor(nn.Module):
         self.mean.copy_(mean.float())
         self.std.copy_(std.float())
 
+    def speech_frames(self, waveforms: torch.Tensor, frames: torch.Tensor, count: int) -> torch.Tensor:
+        """(B, count) bool: the valid frames whose window's power is within 30 dB of the
+        utterance's loudest, so that a speaker's mean does not depend on how much silence
+        their recordings hold."""
+        pad = self.win_length // 2  # windows centred on multiples of the hop, as the features'
+        power = torch.nn.functional.pad(waveforms.float() ** 2, (pad, pad)).unsqueeze(1)
+        power = torch.nn.functional.avg_pool1d(power, self.win_length, self.hop_length).squeeze(1)
+        power = torch.nn.functional.pad(power, (0, max(count - power.shape[1], 0)))[:, :count]
+        level = torch.log(power + 1e-12)
+        valid = lengths_to_mask(frames, count)
+        loudest = level.masked_fill(~valid, -math.inf).amax(1, keepdim=True)
+        return valid & (level >= loudest - SPEECH_RANGE)
+
     @torch.no_grad()
     def group_stats(self, batches, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean features of each group of utterances, from (waveforms, lengths, group ids)
-        batches: (groups, F) means, and the (F,) spread of frames about their group's mean."""
+        """Mean features of each group of utterances over their speech frames, from (waveforms,
+        lengths, group ids) batches: (groups, F) means, and the (F,) spread of all frames about
+        their group's mean."""
+        speech_sum = torch.zeros(groups, self.dim, dtype=torch.float64)
+        speech_count = torch.zeros(groups, dtype=torch.float64)
         total = torch.zeros(groups, self.dim, dtype=torch.float64)
         total_sq = torch.zeros(self.dim, dtype=torch.float64)
         count = torch.zeros(groups, dtype=torch.float64)
         for waveforms, lengths, ids in batches:
-            x, frames = self.raw(waveforms.to(self.mean.device), lengths.to(self.mean.device))
+            waveforms = waveforms.to(self.mean.device)
+            x, frames = self.raw(waveforms, lengths.to(self.mean.device))
+            speech = self.speech_frames(waveforms, frames, x.shape[1]).unsqueeze(-1).double().cpu()
             x = x.double().cpu()
+            speech_sum.index_add_(0, ids, (x * speech).sum(1))
+            speech_count.index_add_(0, ids, speech.sum((1, 2)))
             total.index_add_(0, ids, x.sum(1))
             total_sq += (x ** 2).sum((0, 1))
             count.index_add_(0, ids, frames.double().cpu())
-        means = total / count.clamp(min=1).unsqueeze(1)
-        within = (total_sq - (count.unsqueeze(1) * means ** 2).sum(0)) / count.sum().clamp(min=1)
+        means = speech_sum / speech_count.clamp(min=1).unsqueeze(1)
+        # sum over frames of (x - m)^2 = x^2 - 2 m x + m^2, each frame about its group's m
+        within = (total_sq - (2 * means * total - count.unsqueeze(1) * means ** 2).sum(0)) / count.sum().clamp(min=1)
         return means.float(), within.clamp(min=1e-10).sqrt().float()
 
 

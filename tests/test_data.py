@@ -86,9 +86,12 @@ def test_speakers_group_utterances_and_batches_carry_their_speakers_mean(tmp_pat
     fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=32, normalize="speaker"))
     within = speaker_normalization(ds, fe, batch_seconds=1.0)
     assert within.shape == (32,) and bool((within > 0).all())
-    raw = [fe.raw(w[None], torch.tensor([len(w)]))[0][0] for _, w, _ in (ds[i] for i in range(4))]
-    theo = torch.cat([raw[0], raw[2]]).mean(0)
-    for i, expected in enumerate([theo, raw[1].mean(0), theo, raw[3].mean(0)]):
+    speech = []  # each recording's frames within 30 dB of its loudest
+    for _, w, _ in (ds[i] for i in range(4)):
+        raw, frames = fe.raw(w[None], torch.tensor([len(w)]))
+        speech.append(raw[0][fe.speech_frames(w[None], frames, raw.shape[1])[0]])
+    theo = torch.cat([speech[0], speech[2]]).mean(0)
+    for i, expected in enumerate([theo, speech[1].mean(0), theo, speech[3].mean(0)]):
         torch.testing.assert_close(ds.speaker_means[i], expected, atol=1e-4, rtol=1e-4)
     batch = ds.collate([ds[2], ds[1]])
     torch.testing.assert_close(batch.means, ds.speaker_means[[2, 1]])

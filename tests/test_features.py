@@ -70,6 +70,15 @@ def test_global_statistics_fit(speech):
     assert x[0].mean(0).abs().max() < 1e-3
 
 
+def speech_part(audio: np.ndarray, raw: torch.Tensor, fe: FeatureExtractor) -> torch.Tensor:
+    """The frames (T, F) of raw features whose window (centred on a multiple of the hop) has
+    a power within 30 dB of the loudest window's."""
+    padded = np.pad(audio.astype(np.float64), fe.win_length // 2)
+    power = np.array([np.mean(padded[t * fe.hop_length: t * fe.hop_length + fe.win_length] ** 2)
+                      for t in range(raw.shape[0])])
+    return raw[torch.from_numpy(10 * np.log10(power + 1e-12) >= 10 * np.log10(power.max() + 1e-12) - 30)]
+
+
 def test_speaker_normalization_subtracts_the_given_mean_else_the_utterances_own(speech):
     fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="speaker"))
     fe.std.fill_(2.0)
@@ -79,7 +88,26 @@ def test_speaker_normalization_subtracts_the_given_mean_else_the_utterances_own(
     x, _ = fe(wave, lengths, speaker_mean[None])
     torch.testing.assert_close(x[0], (raw[0] - speaker_mean) / 2.0)
     alone, _ = fe(wave, lengths)
-    torch.testing.assert_close(alone[0], (raw[0] - raw[0].mean(0)) / 2.0, atol=1e-5, rtol=1e-5)
+    expected = (raw[0] - speech_part(speech, raw[0], fe).mean(0)) / 2.0
+    torch.testing.assert_close(alone[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_speaker_mean_ignores_silence(speech):
+    """Recordings with long pauses and tightly trimmed ones of one voice get the same mean:
+    it is taken over the frames with speech."""
+    fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="speaker"))
+    quiet = np.random.default_rng(0).normal(0, 1e-5, 8000).astype(np.float32)  # a second of near silence
+    padded = np.concatenate([quiet, speech, quiet])
+    means, speech_count = [], []
+    for audio in (speech, padded):
+        wave, lengths = torch.from_numpy(audio)[None], torch.tensor([len(audio)])
+        means.append(fe.group_stats([(wave, lengths, torch.tensor([0]))], 1)[0][0])
+        raw, frames = fe.raw(wave, lengths)
+        speech_count.append(int(fe.speech_frames(wave, frames, raw.shape[1]).sum()))
+    assert abs(speech_count[1] - speech_count[0]) <= 2  # the 200 frames of near silence are left out
+    assert (means[0] - means[1]).abs().max() < 0.5  # the edge frames differ: zeros around one, noise the other
+    raw, _ = fe.raw(torch.from_numpy(padded)[None], torch.tensor([len(padded)]))
+    assert (raw[0].mean(0) - means[1]).abs().max() > 2  # what every frame's mean would have been
 
 
 def test_group_statistics_are_each_speakers_mean_and_the_spread_within(speech):
@@ -94,10 +122,11 @@ def test_group_statistics_are_each_speakers_mean_and_the_spread_within(speech):
     means, within = fe.group_stats([(batch[[0, 2]], lengths[[0, 2]], torch.tensor([0, 1])),
                                     (batch[[1]], lengths[[1]], torch.tensor([0]))], 2)
     frames = [fe.raw(torch.from_numpy(w)[None], torch.tensor([len(w)]))[0][0].double() for w in waves]
-    theo, george = torch.cat(frames[:2]), frames[2]
-    torch.testing.assert_close(means.double(), torch.stack([theo.mean(0), george.mean(0)]), atol=1e-4, rtol=1e-4)
-    spread = torch.cat([theo - theo.mean(0), george - george.mean(0)]).pow(2).mean(0).sqrt()
-    torch.testing.assert_close(within.double(), spread, atol=1e-3, rtol=1e-3)
+    theo_mean = torch.cat([speech_part(w, f, fe) for w, f in zip(waves[:2], frames[:2])]).mean(0)
+    george_mean = speech_part(waves[2], frames[2], fe).mean(0)
+    torch.testing.assert_close(means.double(), torch.stack([theo_mean, george_mean]), atol=1e-4, rtol=1e-4)
+    about = torch.cat([frames[0] - theo_mean, frames[1] - theo_mean, frames[2] - george_mean])
+    torch.testing.assert_close(within.double(), about.pow(2).mean(0).sqrt(), atol=1e-3, rtol=1e-3)
 
 
 def test_frame_count_and_hop():
