@@ -27,7 +27,9 @@ class FeatureConfig:
     win_ms: float = 25.0  # analysis window, milliseconds
     hop_ms: float = 10.0  # frame shift, milliseconds
     n_fft: int = 0  # 0: the next power of two >= the window
-    normalize: str = "utterance"  # "utterance", "speaker" (each speaker's mean), "global" (training-set statistics) or "none"
+    # "utterance", "speaker" (each speaker's mean, manifest field "speaker"), "global"
+    # (training-set statistics) or "none"
+    normalize: str = "utterance"
 
 
 @dataclass(frozen=True)

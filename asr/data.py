@@ -68,7 +68,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
                 duration = audio_duration(audio)
             speaker = entry.get("speaker")
             if speaker is not None and not isinstance(speaker, (str, int)):
-                raise AsrError(f"{where}: 'speaker' must be a string")
+                raise AsrError(f"{where}: 'speaker' must be a string or a number")
             utterances.append(Utterance(str(audio), float(duration), normalize_text(entry["text"]), where,
                                         None if speaker is None else str(speaker)))
     if not utterances:

@@ -144,7 +144,8 @@ class FeatureExtractor(nn.Module):
             count.index_add_(0, ids, frames.double().cpu())
         means = speech_sum / speech_count.clamp(min=1).unsqueeze(1)
         # sum over frames of (x - m)^2 = x^2 - 2 m x + m^2, each frame about its group's m
-        within = (total_sq - (2 * means * total - count.unsqueeze(1) * means ** 2).sum(0)) / count.sum().clamp(min=1)
+        spread = total_sq - (2 * means * total - count.unsqueeze(1) * means ** 2).sum(0)
+        within = spread / count.sum().clamp(min=1)
         return means.float(), within.clamp(min=1e-10).sqrt().float()
 
 
