@@ -527,11 +527,10 @@ def _pretrained(config: TrainConfig) -> Recognizer:
     ours = {"features": to_dict(config.features), "model": to_dict(config.model)}
     # dropout may change, and training-set statistics may give way to per-speaker means
     # (the spread within speakers then stays the checkpoint's overall one)
-    may_change = {("model", "dropout", theirs["model"]["dropout"], config.model.dropout),
-                  ("features", "normalize", "global", "speaker")}
     differ = [f"{section}.{key} {theirs[section][key]} (config: {value})"
               for section in ours for key, value in ours[section].items()
-              if theirs[section][key] != value and (section, key, theirs[section][key], value) not in may_change]
+              if theirs[section][key] != value and key != "dropout"
+              and (section, key, theirs[section][key], value) != ("features", "normalize", "global", "speaker")]
     if differ:
         raise AsrError(f"{config.init_from}: init_from needs the checkpoint's features and model, but it has "
                        f"{'; '.join(differ)}")
