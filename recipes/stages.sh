@@ -1,7 +1,7 @@
 # Stages every recipe shares, sourced by recipes/<corpus>/run.sh (bash).
 #
 # A recipe sets only what differs from the defaults (exp_dir=exp/<recipe>, config=<recipe>/conf.yaml,
-# lexicon=0, lm_order=3, the tune grids lm_weights and word_scores), may define
+# lexicon=0, lm_order=3, the tune grids lm_weights, word_scores and beam_sizes), may define
 # recipe_option (its own flags; sets `taken` to the number of words it used) and
 # recipe_usage (default: its leading comment), calls parse_options "$@", runs its own stages 0 (data) and 1 (prepare
 # manifests into $data: train.jsonl, dev.jsonl, test-*.jsonl, optionally lm.txt), then
@@ -9,7 +9,7 @@
 # asr.corpus.recipe_main):
 #   2 lm       word n-gram LM (+ lexicon when lexicon=1) from train.jsonl, $data/lm.txt and --lm-text
 #   3 train    asr train with the config (+ KEY=VALUE overrides after --); resumes an interrupted run
-#   4 tune     LM weight and word score of the beam decoder on dev.jsonl
+#   4 tune     LM weight, word score (and beam size) of the beam decoder on dev.jsonl
 #   5 evaluate greedy and tuned beam WER/CER on every test-*.jsonl
 #   6 results  $exp_dir/RESULTS.md
 # Every stage leaves a marker in $exp_dir; a rerun skips finished stages, while
@@ -28,6 +28,7 @@ lexicon=${lexicon:-0}
 lm_order=${lm_order:-3}
 lm_weights=${lm_weights:-0,0.25,0.5,1,2}
 word_scores=${word_scores:--1,0,1,2}
+beam_sizes=${beam_sizes:-16}
 
 # The recipe's leading comment block; a recipe with options of its own adds a line about them.
 header_usage() { sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -112,7 +113,7 @@ library_stages() {
     local lex=()
     [ "$lexicon" != 1 ] || lex=(--lexicon "$exp_dir/lexicon.txt")
     asr tune-decoder --model "$exp_dir/best.pt" --manifest "$data/dev.jsonl" --lm "$exp_dir/lm.arpa" \
-      ${lex[@]+"${lex[@]}"} --lm-weights "$lm_weights" --word-scores="$word_scores" | tee "$exp_dir/tune.log"
+      ${lex[@]+"${lex[@]}"} --lm-weights "$lm_weights" --word-scores="$word_scores" --beam-sizes "$beam_sizes" | tee "$exp_dir/tune.log"
     done_stage 4
   fi
 

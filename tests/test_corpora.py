@@ -3,6 +3,7 @@ audio format (FLAC, SPHERE, big-endian raw, STM, MP3 + TSV, metadata.csv, YESNO 
 and on the real LibriSpeech sample in ../shared/data. Manifests are checked line by line."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -376,9 +377,12 @@ def test_yesno_run_sh_end_to_end(tmp_path):
     exp = tmp_path / "exp"
     cmd = ["bash", str(REPO / "recipes" / "yesno" / "run.sh"), "--data-dir", str(root), "--exp-dir", str(exp),
            "--", "epochs=3", "log_every=1000"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    env = {**os.environ, "beam_sizes": "4,8"}  # a recipe's tune grid, as recipes/synth/run.sh sets it
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr
     table = (exp / "RESULTS.md").read_text()
     assert "| test-yesno | greedy | 16 | 128 |" in table and "lexicon |" in table
+    rows = [line.split() for line in (exp / "tune.log").read_text().splitlines()]
+    assert {row[0] for row in rows if len(row) == 5 and row[0].isdigit()} == {"4", "8"}
     assert (exp / "lexicon.txt").read_text().split() == ["no", "yes"]
     assert all((exp / f".done.{n}").exists() for n in range(7))
