@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asr.config import load_train_config
 from asr.corpus import Conversion, convert_all
 from asr.data import read_manifest
 from asr.errors import AsrError
@@ -361,6 +362,13 @@ def test_every_recipe_has_the_same_interface():
         bad = subprocess.run(["bash", str(run_sh), "--no-such-option"], capture_output=True, text=True, timeout=30)
         assert bad.returncode == 2 and "unknown option --no-such-option" in bad.stderr, name
         assert (REPO / "recipes" / name / "conf.yaml").is_file() and (REPO / "recipes" / name / "RESULTS.md").is_file()
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_config_loads(name):
+    """Every key of a recipe's conf.yaml is one the trainer knows, with a valid value."""
+    config = load_train_config(str(REPO / "recipes" / name / "conf.yaml"))
+    assert config.epochs > 0 and config.features.normalize in ("utterance", "speaker", "global", "none")
 
 
 @pytest.mark.slow
