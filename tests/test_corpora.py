@@ -15,6 +15,7 @@ from asr.config import load_train_config
 from asr.corpus import Conversion, convert_all
 from asr.data import read_manifest
 from asr.errors import AsrError
+from asr.features import FeatureExtractor
 from conftest import LIBRISPEECH, REPO, load_recipe
 
 
@@ -366,9 +367,10 @@ def test_every_recipe_has_the_same_interface():
 
 @pytest.mark.parametrize("name", RECIPES)
 def test_recipe_config_loads(name):
-    """Every key of a recipe's conf.yaml is one the trainer knows, with a valid value."""
+    """Every key of a recipe's conf.yaml is one the trainer knows, and its features are ones the
+    feature extractor accepts (its own checks: kind, normalization, MFCC count)."""
     config = load_train_config(str(REPO / "recipes" / name / "conf.yaml"))
-    assert config.epochs > 0 and config.features.normalize in ("utterance", "speaker", "global", "none")
+    assert config.epochs > 0 and FeatureExtractor(config.features).dim > 0
 
 
 @pytest.mark.slow
