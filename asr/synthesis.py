@@ -2,10 +2,11 @@
 that speaks a text into a WAV file.
 
 Engines (installed by ``recipes/synth/install_voices.sh``): espeak-ng with its English
-accents and voice variants (formant sets), espeak-ng driving the MBROLA diphone voices,
-flite, SVOX pico, RHVoice (six English voices) and Festival (four diphone voices and an
-HTS voice). Rate varies per call on all but pico, pitch on espeak-ng, MBROLA and
-RHVoice. Recipes choose which voices train and which are held out.
+accents and voice variants (formant sets), espeak-ng driving the MBROLA diphone voices
+(the four English ones, and sixteen of other languages reading English through espeak-ng's
+phoneme mapping), flite, SVOX pico, RHVoice (six English voices) and Festival (four diphone
+voices and an HTS voice). Rate varies per call on every engine, pitch on espeak-ng, MBROLA,
+RHVoice and pico. Recipes choose which voices train and which are held out.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from asr.audio import audio_duration
 from asr.corpus import Conversion, convert
@@ -30,6 +32,11 @@ ESPEAK_VARIANTS = ("", "f1", "f2", "f4", "f5", "m1", "m2", "m3", "m4", "m6", "m7
                    "grandpa", "john", "linda", "max", "paul", "quincy", "robert", "shelby", "steph", "travis",
                    "victor")
 MBROLA_VOICES = ("mb-us1", "mb-us2", "mb-us3", "mb-en1")
+# Diphone sets recorded for other languages, reading English: espeak-ng maps each English
+# phoneme to the nearest one of the set, so the speech is accented, but it is MBROLA's
+# concatenation and voice quality, of which the four English sets give few examples.
+MBROLA_ACCENTED_VOICES = tuple(f"mb-{db}-en" for db in ("af1", "de1", "de2", "de3", "de4", "de5", "de6", "fr1",
+                                                         "fr4", "gr2", "hu1", "nl2", "pl1", "ro1", "sw1", "sw2"))
 FLITE_VOICES = ("kal", "kal16", "slt", "awb", "rms")
 PICO_VOICES = ("en-US", "en-GB")
 RHVOICE_VOICES = ("slt", "clb", "bdl", "alan", "evgeniy-eng", "lyubov")
@@ -38,7 +45,8 @@ PROGRAMS = {"espeak": "espeak-ng", "flite": "flite", "pico": "pico2wave", "rhvoi
             "festival": "text2wave"}
 # A drawn utterance picks a family by these shares, then one of its voices: espeak-ng has hundreds
 # of voices and the other engines a few each, so their families get more than their count's share.
-FAMILY_SHARE = {"espeak": 0.4, "mbrola": 0.2, "flite": 0.25, "pico": 0.15, "rhvoice": 0.2, "festival": 0.15}
+FAMILY_SHARE = {"espeak": 0.4, "mbrola": 0.2, "mbrola-accented": 0.15, "flite": 0.25, "pico": 0.15, "rhvoice": 0.2,
+                "festival": 0.15}
 
 
 @dataclass(frozen=True)
@@ -70,10 +78,12 @@ def festival_voices(*ids: str) -> list[Voice]:
 
 
 def voice_families(accents=ESPEAK_ACCENTS, variants=ESPEAK_VARIANTS) -> dict[str, list[Voice]]:
-    """Every voice, by engine family: espeak (accent x variant), mbrola, flite, pico, rhvoice, festival."""
+    """Every voice, by engine family: espeak (accent x variant), mbrola, mbrola-accented, flite, pico,
+    rhvoice, festival."""
     return {
         "espeak": espeak_voices(*(a + (f"+{v}" if v else "") for a in accents for v in variants)),
         "mbrola": espeak_voices(*MBROLA_VOICES),
+        "mbrola-accented": espeak_voices(*MBROLA_ACCENTED_VOICES),
         "flite": flite_voices(*FLITE_VOICES),
         "pico": pico_voices(*PICO_VOICES),
         "rhvoice": rhvoice_voices(*RHVOICE_VOICES),
@@ -107,7 +117,9 @@ def synth_command(voice: Voice, text: str, text_file: Path, wav: Path, rate: flo
     if voice.engine == "festival":
         return ["text2wave", "-eval", f"(voice_{voice.id})", "-eval",
                 f"(Parameter.set 'Duration_Stretch {1 / rate:.3f})", str(text_file), "-o", str(wav)]
-    return ["pico2wave", "-l", voice.id, "-w", str(wav), text]  # pico has no rate or pitch control
+    # pico: rate and pitch through its markup, in percent of the default
+    marked = f"<speed level='{round(100 * rate)}'><pitch level='{2 * pitch}'>{escape(text)}</pitch></speed>"
+    return ["pico2wave", "-l", voice.id, "-w", str(wav), marked]
 
 
 def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float = 1.0, pitch: int = 50) -> float:

@@ -41,8 +41,8 @@ def test_split_holds_out_voices_and_sentences():
     assert voices["dev"] == {v.name for v in synth.DEV_VOICES}
     assert not (voices["test-heldout"] | voices["dev"]) & train_voices and voices["train"] <= train_voices
     assert voices["test-seen"] <= train_voices
-    # espeak-ng accent x variant, + 2 MBROLA, 4 flite, 1 pico, 6 RHVoice and 5 Festival voices
-    assert len(train_voices) == len(synth.TRAIN_ACCENTS) * len(synth.TRAIN_VARIANTS) + 18
+    # espeak-ng accent x variant, + 2 English and 16 accented MBROLA, 4 flite, 1 pico, 6 RHVoice, 5 Festival
+    assert len(train_voices) == len(synth.TRAIN_ACCENTS) * len(synth.TRAIN_VARIANTS) + 34
     # the test's espeak-ng variant and the dev accent and variant are never heard in training
     assert not any(v.endswith("-m3") or "gbcwmd" in v or v.endswith("-m4") for v in train_voices)
     families = {v.split("-")[0] + ("-mb" if "-mb-" in v else "") for v in voices["train"]}

@@ -4,6 +4,8 @@ sample rate asked; installed by recipes/synth/install_voices.sh."""
 import random
 import shutil
 
+import librosa
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -17,9 +19,9 @@ needs_engines = pytest.mark.skipif(bool(engines_missing), reason=f"not installed
 def test_catalogue_has_every_family_and_unique_names():
     families = voice_families()
     assert {k: len(v) for k, v in families.items()} == {
-        "espeak": 8 * 35, "mbrola": 4, "flite": 5, "pico": 2, "rhvoice": 6, "festival": 5}
+        "espeak": 8 * 35, "mbrola": 4, "mbrola-accented": 16, "flite": 5, "pico": 2, "rhvoice": 6, "festival": 5}
     names = [v.name for group in families.values() for v in group]
-    assert len(names) == len(set(names)) == 302
+    assert len(names) == len(set(names)) == 318
     first, again = random.Random(1), random.Random(1)
     assert [draw_voice(first, families) for _ in range(5)] == [draw_voice(again, families) for _ in range(5)]
     rng = random.Random(2)
@@ -32,7 +34,7 @@ def test_catalogue_has_every_family_and_unique_names():
 
 
 @needs_engines
-@pytest.mark.parametrize("family", ["espeak", "mbrola", "flite", "pico", "rhvoice", "festival"])
+@pytest.mark.parametrize("family", ["espeak", "mbrola", "mbrola-accented", "flite", "pico", "rhvoice", "festival"])
 def test_every_engine_speaks_at_the_rate_asked(tmp_path, family):
     voice = voice_families()[family][0]
     slow = synthesize(voice, "three seven one nine", tmp_path / "slow.wav", 8000, rate=0.8, pitch=40)
@@ -41,10 +43,20 @@ def test_every_engine_speaks_at_the_rate_asked(tmp_path, family):
         info = sf.info(path)
         assert info.samplerate == 8000 and info.duration == pytest.approx(duration, abs=1e-3)
         assert 0.5 < duration < 5.0
-    if family == "pico":  # no rate control
-        assert slow == pytest.approx(fast, abs=0.01)
-    else:
-        assert slow > 1.2 * fast
+    assert slow > 1.2 * fast
+
+
+@needs_engines
+@pytest.mark.parametrize("family", ["espeak", "mbrola", "mbrola-accented", "pico", "rhvoice"])
+def test_engines_with_pitch_control_speak_at_the_pitch_asked(tmp_path, family):
+    voice = voice_families()[family][0]
+    medians = []
+    for pitch in (30, 70):
+        synthesize(voice, "and the lord spake unto moses", tmp_path / f"{pitch}.wav", 16000, pitch=pitch)
+        audio, rate = sf.read(tmp_path / f"{pitch}.wav")
+        f0 = librosa.yin(audio, fmin=50, fmax=500, sr=rate)
+        medians.append(np.median(f0))
+    assert medians[1] > 1.2 * medians[0]
 
 
 def test_missing_engine_and_failed_synthesis_are_one_line_errors(tmp_path, monkeypatch):

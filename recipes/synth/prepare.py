@@ -4,13 +4,14 @@ Sentences come from the King James Bible (Debian's ``bible-kjv``: verses cut at
 sentence and clause punctuation, 4-14 words kept) or from ``--text FILE`` (one
 sentence per line). They are spoken by the offline engines installed by
 ``install_voices.sh``: espeak-ng with its voice variants, espeak-ng driving the
-MBROLA voices us1/us2/us3/en1, flite (kal, kal16, awb, rms, slt), SVOX pico
-(en-US, en-GB), RHVoice (slt, clb, bdl, alan, evgeniy-eng, lyubov) and Festival
-(kal, ked, rab, don diphones, slt HTS); speaking rate (and, for espeak-ng, MBROLA and
-RHVoice, pitch) vary per training utterance (seeded).
+MBROLA voices us1/us2/us3/en1 and 16 MBROLA voices of other languages reading English,
+flite (kal, kal16, awb, rms, slt), SVOX pico (en-US, en-GB), RHVoice (slt, clb, bdl,
+alan, evgeniy-eng, lyubov) and Festival (kal, ked, rab, don diphones, slt HTS); speaking
+rate (and, but for flite and Festival, pitch) vary per training utterance (seeded).
 
-Training voices are about 230 espeak-ng accent x variant pairs, MBROLA us1/us2, flite
-kal/kal16/slt/awb, pico en-US, the six RHVoice and the five Festival voices; dev has
+Training voices are about 230 espeak-ng accent x variant pairs, MBROLA us1/us2 and the
+16 accented MBROLA voices, flite kal/kal16/slt/awb, pico en-US, the six RHVoice and the
+five Festival voices; dev has
 espeak-ng's West Midlands accent with a variant of its own and MBROLA en1; test has
 espeak-ng en-us with variant m3 (never used in training), MBROLA us3, flite rms and pico
 en-GB. The split holds out whole voices AND whole sentences: dev and test sentences never
@@ -56,6 +57,7 @@ FAMILIES = voice_families(TRAIN_ACCENTS, TRAIN_VARIANTS)
 TRAIN_GROUPS = {  # engine family -> voices; a training utterance picks a family by FAMILY_SHARE, then a voice
     "espeak": FAMILIES["espeak"],
     "mbrola": espeak_voices("mb-us1", "mb-us2"),
+    "mbrola-accented": FAMILIES["mbrola-accented"],  # other languages' diphone sets reading English
     "flite": flite_voices("kal", "kal16", "slt", "awb"),
     "pico": pico_voices("en-US"),
     "rhvoice": FAMILIES["rhvoice"],  # all of them: no RHVoice or Festival voice is held out
