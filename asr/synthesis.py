@@ -19,7 +19,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from asr.audio import audio_duration
 from asr.corpus import Conversion, convert
@@ -117,8 +116,9 @@ def synth_command(voice: Voice, text: str, text_file: Path, wav: Path, rate: flo
     if voice.engine == "festival":
         return ["text2wave", "-eval", f"(voice_{voice.id})", "-eval",
                 f"(Parameter.set 'Duration_Stretch {1 / rate:.3f})", str(text_file), "-o", str(wav)]
-    # pico: rate and pitch through its markup, in percent of the default
-    marked = f"<speed level='{round(100 * rate)}'><pitch level='{2 * pitch}'>{escape(text)}</pitch></speed>"
+    # pico: rate and pitch through its markup, in percent of the default. The text goes in as it
+    # is: pico reads "&" as "and" inside the markup too, but would spell out an entity (&amp;).
+    marked = f"<speed level='{round(100 * rate)}'><pitch level='{2 * pitch}'>{text}</pitch></speed>"
     return ["pico2wave", "-l", voice.id, "-w", str(wav), marked]
 
 

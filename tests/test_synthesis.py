@@ -59,6 +59,13 @@ def test_engines_with_pitch_control_speak_at_the_pitch_asked(tmp_path, family):
     assert medians[1] > 1.2 * medians[0]
 
 
+@pytest.mark.skipif(shutil.which("pico2wave") is None, reason="pico not installed (install_voices.sh)")
+def test_pico_reads_the_text_itself_inside_its_rate_and_pitch_markup(tmp_path):
+    voice = voice_families()["pico"][0]
+    plain = synthesize(voice, "salt and pepper", tmp_path / "and.wav", 16000)
+    assert synthesize(voice, "salt & pepper", tmp_path / "ampersand.wav", 16000) == pytest.approx(plain, abs=0.05)
+
+
 def test_missing_engine_and_failed_synthesis_are_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.setitem(PROGRAMS, "espeak", "no-such-engine-here")
     with pytest.raises(AsrError, match=r"speech engine\(s\) not installed: no-such-engine-here \(run recipes"):
