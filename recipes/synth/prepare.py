@@ -13,9 +13,10 @@ Training voices are about 230 espeak-ng accent x variant pairs, MBROLA us1/us2 a
 16 accented MBROLA voices, flite kal/kal16/slt/awb, pico en-US, the six RHVoice and the
 five Festival voices; dev has espeak-ng's West Midlands accent with a variant of its own
 and MBROLA en1; test has espeak-ng en-us with variant m3 (never used in training), MBROLA
-us3, flite rms and pico en-GB. The split holds out whole voices AND whole sentences: dev and test sentences never
-occur in training (nor in the LM text), and the test voices are never heard in training
-or dev, so ``test-heldout`` measures generalization to unseen speakers and text.
+us3, flite rms and pico en-GB. The split holds out whole voices AND whole sentences: dev
+and test sentences never occur in training (nor in the LM text), and the test voices are
+never heard in training or dev, so ``test-heldout`` measures generalization to unseen
+speakers and text.
 ``test-seen`` has the same held-out sentences read by training voices.
 
 Writes into OUT_DIR: train.jsonl, dev.jsonl, test-heldout.jsonl, test-seen.jsonl,
