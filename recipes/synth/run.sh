@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 hours=3
 lexicon=1  # the LM's words: 1.6% of test-heldout's words are not among them, yet run 5 reads it 7 points better
 lm_weights=0.5,0.75,1
-word_scores=-1,0  # +1 was the best in none of runs 8, 9 and 12
+word_scores=-1,0  # +1 won neither run 8's nor run 9's tuning at 256
 beam_sizes=1024  # a lexicon's word trie needs a wide beam (run 8's dev: 32.95% WER at 256, 31.08 at 1024; run 5's: 39.5 at 16)
 recipe_usage() { header_usage; echo "options: --hours H (training audio) --text FILE (sentences instead of the KJV)"; }
 text=()
