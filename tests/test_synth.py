@@ -54,6 +54,14 @@ def test_split_holds_out_voices_and_sentences():
         synth.plan(SENTENCES, 0.2, 100, 100, seed=3)
 
 
+def test_more_hours_extend_training_and_leave_dev_and_test_alone():
+    small, _ = synth.plan(SENTENCES, 0.2, 10, 12, seed=3)
+    big, _ = synth.plan(SENTENCES, 0.5, 10, 12, seed=3)
+    assert len(big["train"]) > len(small["train"]) and big["train"][:len(small["train"])] == small["train"]
+    for split in ("dev", "test-heldout", "test-seen"):
+        assert big[split] == small[split]
+
+
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (install_voices.sh)")
 def test_espeak_voices_speak_and_preparation_resumes(tmp_path, monkeypatch):
     espeak = [v for v in synth.ALL_VOICES.values() if v.engine == "espeak" and not v.id.startswith("mb-")][::29]

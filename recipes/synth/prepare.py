@@ -22,7 +22,9 @@ speakers and text.
 Writes into OUT_DIR: train.jsonl, dev.jsonl, test-heldout.jsonl, test-seen.jsonl,
 lm.txt (all training-side sentences, for the LM) and the audio under wav/.
 Preparation resumes: every utterance's file is written atomically under a name
-fixed by the seed, and one that exists is not synthesized again.
+fixed by the seed, and one that exists is not synthesized again. ``--hours`` changes only
+the training split: a bigger corpus extends a smaller one's training utterances in the
+same directory, and dev and test stay the same utterances.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int)
         raise AsrError(f"only {len(order)} usable sentences; need at least {n_dev + n_test + 100}")
     test, dev, train = order[:n_test], order[n_test:n_test + n_dev], order[n_test + n_dev:]
 
-    def utterances(split, texts, voices=None, vary=True):
+    def utterances(split, texts, voices=None, vary=True, rng=rng):
         """Held-out voices take turns; training voices are drawn by family share, then uniformly."""
         items = []
         for n, text in enumerate(texts):
@@ -115,9 +117,10 @@ def plan(sentences: list[str], hours: float, n_dev: int, n_test: int, seed: int)
     train_texts = [train[n % len(train)] for n in range(n_train)]
     return {
         "train": utterances("train", train_texts),
-        "dev": utterances("dev", dev, DEV_VOICES),
+        # dev and test-seen draw from generators of their own, so --hours (the number of training draws) leaves them be
+        "dev": utterances("dev", dev, DEV_VOICES, rng=random.Random(f"{seed}-dev")),
         "test-heldout": utterances("test-heldout", test, TEST_VOICES, vary=False),
-        "test-seen": utterances("test-seen", test, vary=False),
+        "test-seen": utterances("test-seen", test, vary=False, rng=random.Random(f"{seed}-test-seen")),
     }, train
 
 
