@@ -134,7 +134,10 @@ library_stages() {
 
   if want 6; then
     say "6: results"
-    python "$recipes/../scripts/results_table.py" --title "$title" "$exp_dir"/eval-*.json > "$exp_dir/RESULTS.md"
+    # through a temporary file, so a failure leaves the last table as it was
+    python "$recipes/../scripts/results_table.py" --title "$title" "$exp_dir"/eval-*.json > "$exp_dir/RESULTS.md.tmp" \
+      || { rm -f "$exp_dir/RESULTS.md.tmp"; exit 1; }
+    mv "$exp_dir/RESULTS.md.tmp" "$exp_dir/RESULTS.md"
     cat "$exp_dir/RESULTS.md"
     done_stage 6
   fi

@@ -16,12 +16,29 @@ import sys
 from pathlib import Path
 
 
+KEYS = ("manifest", "utterances", "words", "wer", "cer", "substitutions", "deletions", "insertions")
+
+
+def load(path) -> dict:
+    """One summary, or a one-line error naming the file."""
+    try:
+        summary = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        sys.exit(f"results_table.py: error: {path}: no such file (asr evaluate --json writes it)")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        sys.exit(f"results_table.py: error: {path}: not a readable JSON summary ({e})")
+    missing = [k for k in KEYS if not isinstance(summary, dict) or k not in summary]
+    if missing:
+        sys.exit(f"results_table.py: error: {path}: not an asr evaluate summary (no {', '.join(missing)})")
+    return summary
+
+
 def per_file(title: str, files: list[str]) -> None:
+    summaries = [load(path) for path in files]  # all read before anything is printed
     print(f"## {title}\n")
     print("| test set | decoder | utterances | words | WER % | CER % | sub | del | ins |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for path in files:
-        s = json.loads(Path(path).read_text())
+    for s in summaries:
         name = Path(s["manifest"]).stem
         print(f"| {name} | {s.get('decoder', 'greedy')} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | "
               f"{s['cer']:.2f} | {s['substitutions']} | {s['deletions']} | {s['insertions']} |")
@@ -32,7 +49,7 @@ def across(title: str, folders: list[str], decoder: str) -> None:
     table: dict[str, dict[str, float]] = {}
     for folder in folders:
         for path in sorted(Path(folder).glob(f"eval-test-*-{decoder}.json")):
-            s = json.loads(path.read_text())
+            s = load(path)
             table.setdefault(Path(folder).name, {})[Path(s["manifest"]).stem] = s["wer"]
     if not table:
         sys.exit(f"results_table.py: error: no eval-test-*-{decoder}.json in {', '.join(folders)}")

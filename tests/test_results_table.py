@@ -45,3 +45,18 @@ def test_experiments_side_by_side_with_column_means(tmp_path):
     assert lines[-1] == "| mean of 2 | 15.00 | 0.50 |"
     empty = run("--across", tmp_path / "nothing")
     assert empty.returncode != 0 and "no eval-test-*-greedy.json" in empty.stderr
+
+
+def test_missing_or_damaged_summaries_are_one_line_errors(tmp_path):
+    good = write_eval(tmp_path, "test-a", "greedy", 10.0)
+    missing = run(good, tmp_path / "eval-*.json")  # the recipe's glob when nothing was evaluated
+    assert missing.returncode != 0 and missing.stdout == ""
+    assert missing.stderr.strip() == (f"results_table.py: error: {tmp_path}/eval-*.json: no such file "
+                                      "(asr evaluate --json writes it)")
+    (tmp_path / "broken.json").write_text('{"wer": 1')
+    broken = run(good, tmp_path / "broken.json")
+    assert broken.returncode != 0 and "broken.json: not a readable JSON summary" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    (tmp_path / "other.json").write_text('{"wer": 1}')
+    other = run(tmp_path / "other.json")
+    assert other.returncode != 0 and "other.json: not an asr evaluate summary (no manifest, utterances" in other.stderr
