@@ -41,4 +41,7 @@ if want 1; then
   done_stage 1
 fi
 
-library_stages "Synthetic voices (${hours} h)"
+# the title gives the corpus's training hours, whatever --hours this call was given
+trained=$(python -c 'import json, sys; print(round(sum(json.loads(l)["duration"] for l in open(sys.argv[1])) / 3600, 1))' \
+  "$data/train.jsonl" 2> /dev/null) || trained=$hours
+library_stages "Synthetic voices (${trained} h of training audio)"
