@@ -5,13 +5,32 @@ Every failure is an ``AsrError`` whose message starts with the file's path.
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from asr.errors import AsrError
+
+BLOCK_SECONDS = 20.0  # audio read at a time by stream_audio()
+RESAMPLE_MARGIN = 0.05  # seconds of neighbouring audio each streamed block is resampled with
+
+
+def _check_path(path: str) -> None:
+    if not os.path.exists(path):
+        raise AsrError(f"{path}: audio file not found")
+    if os.path.isdir(path):
+        raise AsrError(f"{path}: is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AsrError(f"{path}: empty file (0 bytes)")
+
+
+def _unreadable(path: str, error: Exception) -> AsrError:
+    reason = str(error).split(":")[-1].strip() or type(error).__name__
+    return AsrError(f"{path}: not a readable audio file ({reason})")
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int, start: float = 0.0, end: float | None = None,
@@ -21,20 +40,14 @@ def load_audio(path: str | os.PathLike, sample_rate: int, start: float = 0.0, en
     ``start``/``end`` (seconds) read a part of the file; ``raw`` gives soundfile's format
     arguments (format, samplerate, channels, subtype, endian) for a headerless file."""
     path = str(path)
-    if not os.path.exists(path):
-        raise AsrError(f"{path}: audio file not found")
-    if os.path.isdir(path):
-        raise AsrError(f"{path}: is a directory, not an audio file")
-    if os.path.getsize(path) == 0:
-        raise AsrError(f"{path}: empty file (0 bytes)")
+    _check_path(path)
     try:
         rate = raw["samplerate"] if raw else sf.info(path).samplerate
         first, last = int(round(start * rate)), None if end is None else int(round(end * rate))
         samples, rate = sf.read(path, dtype="float32", always_2d=True, start=first, stop=last,
                                 **(raw or {}))  # (S, channels)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
-        reason = str(e).split(":")[-1].strip() or type(e).__name__
-        raise AsrError(f"{path}: not a readable audio file ({reason})") from None
+        raise _unreadable(path, e) from None
     if samples.shape[0] == 0:
         where = f" between {start:.2f} s and {end:.2f} s" if start or end is not None else ""
         raise AsrError(f"{path}: audio has no samples{where} (zero length)")
@@ -43,6 +56,53 @@ def load_audio(path: str | os.PathLike, sample_rate: int, start: float = 0.0, en
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if rate != sample_rate:
         mono = resample(mono, rate, sample_rate)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def stream_audio(path: str | os.PathLike, sample_rate: int,
+                 block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """``load_audio`` in consecutive blocks of about ``block_seconds``: float32 mono (S,) at
+    ``sample_rate``, so that memory holds one block whatever the file's length. Joined, the
+    blocks equal ``load_audio(path, sample_rate)``: each block is resampled together with
+    ``RESAMPLE_MARGIN`` seconds of its neighbours, and cut on whole resampling periods."""
+    path = str(path)
+    _check_path(path)
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise _unreadable(path, e) from None
+    with f:
+        rate = f.samplerate
+        period = rate // math.gcd(rate, sample_rate)  # input samples per whole number of output samples
+        step = max(1, round(block_seconds * rate / period)) * period
+        margin = 0 if rate == sample_rate else math.ceil(RESAMPLE_MARGIN * rate / period) * period
+        before = np.zeros(0, np.float32)  # the last `margin` samples of the previous block
+        block = _read_mono(f, path, step)
+        if len(block) == 0:
+            raise AsrError(f"{path}: audio has no samples (zero length)")
+        while len(block):
+            after = _read_mono(f, path, step)
+            if not margin:
+                yield block
+            else:
+                ahead = after[:margin]
+                out = resample(np.concatenate([before, block, ahead]), rate, sample_rate)
+                first = len(before) * sample_rate // rate
+                count = (len(block) * sample_rate // rate if len(after)
+                         else math.ceil(len(block) * sample_rate / rate))
+                yield np.ascontiguousarray(out[first:first + count])
+                before = block[-margin:]
+            block = after
+
+
+def _read_mono(f: sf.SoundFile, path: str, frames: int) -> np.ndarray:
+    try:
+        samples = f.read(frames, dtype="float32", always_2d=True)  # (S, channels)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        raise _unreadable(path, e) from None
+    if not np.isfinite(samples).all():
+        raise AsrError(f"{path}: audio contains NaN or infinite samples")
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 

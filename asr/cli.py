@@ -7,6 +7,7 @@ pay for importing torch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -23,8 +24,13 @@ Prints WER, CER and error counts; the report has one JSON line per utterance."""
 
 TRANSCRIBE_EXAMPLE = """example:
   asr transcribe --model exp/fsdd/best.pt recording.wav other.flac
-  asr transcribe --model exp/fsdd/best.pt --decoder beam --lm exp/fsdd/lm.arpa --json recording.wav
-Reads any format libsndfile reads (wav, flac, ogg, mp3, ...) at any sample rate.
+  asr transcribe --model exp/fsdd/best.pt --format srt --output-dir subs/ meeting.wav calls/
+  asr transcribe --model exp/fsdd/best.pt --format all --output-dir out/ data/test.jsonl
+  sox in.mp3 -t wav - | asr transcribe --model exp/fsdd/best.pt -
+Inputs are files (any format libsndfile reads: wav, flac, ogg, mp3, ... at any rate), folders
+(searched recursively for audio), JSON Lines manifests (.jsonl: their audio_filepath), or -
+for audio on standard input. Recordings of any length are cut at pauses and read in bounded
+memory.
 Decoder settings tuned by asr tune-decoder (best.decoder.json beside the checkpoint) are
 used by default; decoder flags override them."""
 
@@ -38,6 +44,9 @@ TUNE_EXAMPLE = """example:
       --lm-weights 0,0.25,0.5,1,2 --word-scores=-1,0,1,2
 Prints WER for every setting and writes the best next to the checkpoint
 (best.decoder.json), where asr evaluate and asr transcribe find it."""
+
+
+FORMAT_CHOICES = ("txt", "json", "srt", "vtt", "tsv")  # asr/outputs.py writes them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,15 +77,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe audio files", epilog=TRANSCRIBE_EXAMPLE,
                        formatter_class=fmt)
     p.add_argument("--model", required=True, help="checkpoint (.pt) written by asr train")
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files")
+    p.add_argument("files", nargs="+", metavar="INPUT", help="audio files, folders, .jsonl manifests, or - (stdin)")
+    p.add_argument("--format", choices=[*FORMAT_CHOICES, "all"],
+                   help="txt (default), json (segments and words with times and confidence), srt, vtt, "
+                        "tsv, or all (needs --output-dir)")
+    p.add_argument("--output-dir", help="write one file per input and format here (name.txt, name.srt, ...)")
     add_decoder_flags(p)
     p.add_argument("--nbest", type=int, default=1, help="with --json: this many alternatives per file")
     p.add_argument("--same-speaker", action="store_true",
                    help="the files are one speaker's: a model trained with features.normalize=speaker "
                         "normalizes them by their common mean (otherwise each file by its own)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--json", action="store_true",
-                   help="one JSON object per file: path, text, duration, words with start/end seconds")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--max-segment", type=float, default=30.0,
+                   help="seconds the model reads at most; longer recordings are cut at pauses (default: 30)")
+    p.add_argument("--min-pause", type=float, default=0.5, help="seconds of quiet where a cut may fall (default: 0.5)")
+    p.add_argument("--batch-seconds", type=float, default=200.0, help="audio through the model at once, seconds")
+    p.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   help="a progress bar on stderr (default: when stderr is a terminal and there is over a minute of audio)")
     p.set_defaults(run=cmd_transcribe)
 
     p = sub.add_parser("lm", help="language models")
@@ -165,31 +184,97 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
+    import contextlib
+
+    from asr.api import Model
     from asr.checkpoint import load_checkpoint, pick_device
     from asr.errors import AsrError
-    from asr.transcribe import transcribe_files
+    from asr.inputs import collect_inputs, stdin_to_file
+    from asr.outputs import FORMATS, render
+    from asr.segment import SegmentOptions
 
     if args.nbest < 1:
         raise AsrError(f"--nbest must be at least 1, got {args.nbest}")
-    recognizer = load_checkpoint(args.model, pick_device(args.device))
-    _, decoder = decoder_from_args(args, recognizer.vocab, nbest=args.nbest)
-    failed = 0
-    for t in transcribe_files(recognizer, args.files, decoder, timestamps=args.json,
-                              same_speaker=args.same_speaker):
-        if t.error:
-            failed += 1
-            print(f"asr: error: {t.error}", file=sys.stderr)
-        elif args.json:
-            row = {"path": t.path, "text": t.text, "duration": round(t.duration, 3),
-                   "words": [w.as_dict() for w in t.words]}
-            if args.nbest > 1:
-                row["nbest"] = [{"text": h.text, "score": round(h.score, 3)} for h in t.nbest]
-            print(json.dumps(row))
-        elif len(args.files) == 1:
-            print(t.text)
-        else:
-            print(f"{t.path}\t{t.text}")
+    fmt = args.format or ("json" if args.json else "txt")
+    formats = list(FORMATS) if fmt == "all" else [fmt]
+    with contextlib.ExitStack() as stack:
+        stdin = stack.enter_context(stdin_to_file()) if "-" in args.files else None
+        inputs = collect_inputs(args.files, stdin)
+        if args.output_dir is None and (fmt == "all" or (fmt in ("srt", "vtt", "tsv") and len(inputs) > 1)):
+            raise AsrError(f"--format {fmt} with {len(inputs)} input(s) needs --output-dir")
+        recognizer = load_checkpoint(args.model, pick_device(args.device))
+        settings, decoder = decoder_from_args(args, recognizer.vocab, nbest=args.nbest)
+        segments = SegmentOptions(max_seconds=args.max_segment, min_pause=args.min_pause)
+        model = stack.enter_context(Model(recognizer, settings, decoder, segments, args.batch_seconds, args.workers))
+        progress = stack.enter_context(_progress_bar(inputs, args.progress))
+        failed = 0
+        results = model.transcribe_many([i.path for i in inputs], args.same_speaker, progress)
+        for item, t in zip(inputs, results):
+            if t.error:
+                failed += 1
+                progress.write(f"asr: error: {t.error}")
+                continue
+            t = replace_path(t, item.label)
+            if args.output_dir:
+                for f in formats:
+                    out = Path(args.output_dir) / f"{item.name}.{f}"
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(render(t, f), encoding="utf-8")
+            elif fmt == "json":
+                row = t.as_dict()
+                if args.nbest > 1:
+                    row["nbest"] = [{"text": h.text, "score": round(h.score, 3)} for h in t.nbest]
+                progress.write(json.dumps(row, ensure_ascii=False), file=sys.stdout)
+            elif fmt == "txt":
+                progress.write(t.text if len(inputs) == 1 else f"{t.path}\t{t.text}", file=sys.stdout)
+            else:
+                progress.write(render(t, fmt), file=sys.stdout, end="")
+    if failed:
+        print(f"asr: {failed} of {len(inputs)} input(s) could not be transcribed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def replace_path(transcript, label: str):
+    from dataclasses import replace
+
+    return replace(transcript, path=label)
+
+
+class _NoBar:
+    def __call__(self, seconds: float) -> None:
+        pass
+
+    def write(self, text: str, file=None, end: str = "\n") -> None:
+        print(text, file=file or sys.stderr, end=end, flush=True)
+
+
+@contextlib.contextmanager
+def _progress_bar(inputs, wanted: bool | None):
+    """A callable that advances a tqdm bar on stderr by seconds of audio (or does nothing),
+    with a ``write`` that prints without breaking the bar."""
+    import soundfile as sf
+
+    def seconds(path):
+        try:
+            return sf.info(path).duration
+        except Exception:  # reported when it is transcribed
+            return 0.0
+
+    total = sum(seconds(i.path) for i in inputs) if wanted is not False else 0.0
+    if not (wanted or (wanted is None and sys.stderr.isatty() and total > 60)):
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=round(total, 1), unit="s", unit_scale=True, desc="transcribing", file=sys.stderr,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}, {rate_fmt}]") as bar:
+        class Bar:
+            def __call__(self, s: float) -> None:
+                bar.update(s)
+
+            def write(self, text: str, file=None, end: str = "\n") -> None:
+                tqdm.write(text, file=file or sys.stderr, end=end)
+        yield Bar()
 
 
 def cmd_lm_build(args) -> int:

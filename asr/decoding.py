@@ -460,23 +460,51 @@ def _search_in_worker(array: np.ndarray) -> list[Hypothesis]:
     return _WORKER_DECODER.search(array)
 
 
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class DecodePool:
+    """``search`` for many utterances at a time, spread over ``workers`` processes (default:
+    one per core) that are forked once, at the first batch worth it, and live until ``close``.
+    Greedy search and small batches stay in this process."""
+
+    def __init__(self, decoder: Decoder, workers: int | None = None):
+        self.decoder = decoder
+        self.workers = workers or cpu_count()
+        self._pool = None
+
+    def search(self, arrays: list[np.ndarray]) -> list[list[Hypothesis]]:
+        """The n-best list of each (T, V) array, in order."""
+        if self.workers <= 1 or isinstance(self.decoder, GreedyDecoder) or len(arrays) < 8:
+            return [self.decoder.search(a) for a in arrays]
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # fork: workers share the decoder (LM tables included) with this process instead of a copy
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_init_worker, initargs=(self.decoder,))
+        chunk = max(1, len(arrays) // (self.workers * 8))
+        return list(self._pool.map(_search_in_worker, arrays, chunksize=chunk))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "DecodePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def decode_batch(decoder: Decoder, arrays: list[np.ndarray], workers: int | None = None) -> list[list[Hypothesis]]:
     """n-best lists for many utterances (each a (T, V) array), spread over ``workers``
-    processes (default: one per core). Greedy and small batches stay in this process."""
-    if not workers:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = min(workers, len(arrays))
-    if workers <= 1 or isinstance(decoder, GreedyDecoder) or len(arrays) < 8:
-        return [decoder.search(a) for a in arrays]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # fork: workers share the decoder (LM tables included) with this process instead of a copy
-    context = multiprocessing.get_context("fork")
-    chunk = max(1, len(arrays) // (workers * 8))
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                             initargs=(decoder,)) as pool:
-        return list(pool.map(_search_in_worker, arrays, chunksize=chunk))
+    processes (default: one per core)."""
+    with DecodePool(decoder, min(workers or cpu_count(), len(arrays))) as pool:
+        return pool.search(arrays)
 
 
 # -- construction by name ---------------------------------------------------------------------

@@ -11,8 +11,11 @@ import torch
 
 from asr.checkpoint import Recognizer
 from asr.data import SpeechDataset, make_loader, read_manifest, speaker_normalization
-from asr.decoding import Decoder, decode_batch
+from asr.decoding import Decoder
+from asr.errors import AsrError
 from asr.metrics import Summary, score
+from asr.segment import SegmentOptions
+from asr.transcribe import Transcriber
 
 
 def _model_outputs(recognizer: Recognizer, loader, amp: bool):
@@ -68,17 +71,26 @@ def manifest_log_probs(recognizer: Recognizer, manifest: str | os.PathLike, batc
 
 def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decoder: Decoder,
                       batch_seconds: float = 200.0, num_workers: int = 1,
-                      decode_workers: int | None = None) -> tuple[Summary, list[dict]]:
+                      decode_workers: int | None = None,
+                      segments: SegmentOptions = SegmentOptions()) -> tuple[Summary, list[dict]]:
     """Score ``manifest``; returns the summary and one report row per utterance (manifest order).
-    The model runs in batches; decoding is spread over ``decode_workers`` processes (default:
-    one per core), or, for greedy on the GPU, done batch by batch where the model ran."""
+    Utterances are transcribed as ``asr transcribe`` does (``asr.transcribe``): batched, decoded
+    over ``decode_workers`` processes (default: one per core), and a recording longer than
+    ``segments.max_seconds`` cut at pauses. With features normalized per speaker, each
+    utterance gets the mean of its speaker's utterances in the manifest."""
     utterances = read_manifest(manifest)
-    loader = _loader(recognizer, utterances, batch_seconds, num_workers)
-    if getattr(decoder, "on_device", False) and recognizer.device.type == "cuda":
-        hypotheses = decode_loader(recognizer, loader, decoder, amp=True)
-    else:
-        outputs = compute_log_probs(recognizer, loader)
-        hypotheses = [nbest[0].text for nbest in decode_batch(decoder, outputs, decode_workers)]
+    means = None
+    if recognizer.features.config.normalize == "speaker":
+        dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
+                                min_samples=recognizer.features.min_samples)
+        speaker_normalization(dataset, recognizer.features, batch_seconds, num_workers)
+        means = list(dataset.speaker_means)
+    with Transcriber(recognizer, decoder, segments, batch_seconds, decode_workers, timestamps=False) as transcriber:
+        transcripts = list(transcriber.run([u.audio_filepath for u in utterances], means))
+    for u, t in zip(utterances, transcripts):
+        if t.error:
+            raise AsrError(f"{u.where}: {t.error}")
+    hypotheses = [t.text for t in transcripts]
     references = [u.text for u in utterances]
     summary, counts = score(references, hypotheses)
     rows = [{"audio_filepath": u.audio_filepath, "reference": u.text, "hypothesis": h,
