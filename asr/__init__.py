@@ -19,7 +19,11 @@ The package is split one concept per module:
     train_state.py  resumable training states (atomic, newest loadable one wins)
     distributed.py  this process's place in a torchrun job (DDP, reductions)
     monitor.py    TensorBoard events and the PNG plot of the training curves
-    evaluate.py   scoring a manifest;  transcribe.py: files -> text
+    segment.py    cutting a stream of audio at pauses into pieces the model reads
+    transcribe.py recordings of any length -> segments and timed words, batched
+    outputs.py    transcripts as txt, json, srt, vtt, tsv;  inputs.py: files, folders, stdin
+    api.py        asr.load(checkpoint).transcribe(path): the Python API
+    evaluate.py   scoring a manifest (through transcribe.py)
     cli.py        the `asr` command (the only place that parses argv)
 
 Heavy modules (torch, torchaudio) are imported by the modules that need them,
@@ -27,3 +31,10 @@ never here, so `asr --help` stays fast.
 """
 
 __version__ = "0.1.0"
+
+
+def load(checkpoint, **options):
+    """``asr.load("exp/fsdd/best.pt").transcribe("call.wav")``: see ``asr.api.load``."""
+    from asr.api import load as load_model
+
+    return load_model(checkpoint, **options)

@@ -229,8 +229,6 @@ def cmd_transcribe(args) -> int:
                 progress.write(t.text if len(inputs) == 1 else f"{t.path}\t{t.text}", file=sys.stdout)
             else:
                 progress.write(render(t, fmt), file=sys.stdout, end="")
-    if failed:
-        print(f"asr: {failed} of {len(inputs)} input(s) could not be transcribed", file=sys.stderr)
     return 1 if failed else 0
 
 

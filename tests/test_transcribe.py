@@ -1,0 +1,206 @@
+"""Long recordings, batching, subtitle formats, inputs and the Python API, on real FSDD speech."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import load_audio, stream_audio
+from asr.segment import Piece, SegmentOptions, segment_stream
+from conftest import OVERFIT_ITEMS, WORDS, fsdd_file
+
+RATE = 8000
+
+
+def build_recording(path, repeats: int, seed: int = 0, noise: float = 3e-4, pauses=(0.6, 1.2)):
+    """The tiny model's six recordings, ``repeats`` times over in random order, ``pauses``
+    (seconds, at random in that range) of faint noise between them. Returns the true (word,
+    start, end) of each."""
+    rng = np.random.default_rng(seed)
+    clips = [(WORDS[d], load_audio(fsdd_file(d, s, t), RATE)) for d, s, t in OVERFIT_ITEMS]
+    parts, truth, position = [], [], 0
+    for _ in range(repeats):
+        for k in rng.permutation(len(clips)):
+            word, audio = clips[k]
+            pause = np.zeros(int(rng.uniform(*pauses) * RATE), np.float32)
+            truth.append((word, (position + len(pause)) / RATE, (position + len(pause) + len(audio)) / RATE))
+            parts += [pause, audio]
+            position += len(pause) + len(audio)
+    audio = np.concatenate(parts + [np.zeros(RATE // 2, np.float32)])
+    audio += rng.normal(0, noise, len(audio)).astype(np.float32)
+    sf.write(path, audio, RATE, subtype="PCM_16")
+    return truth
+
+
+def check_tiling(pieces: list[Piece], audio: np.ndarray, options: SegmentOptions) -> None:
+    assert pieces[0].keep_start == 0 and pieces[-1].keep_end == len(audio)
+    assert all(a.keep_end == b.keep_start for a, b in zip(pieces, pieces[1:]))
+    for p in pieces:
+        assert np.array_equal(p.audio, audio[p.start:p.end])
+        assert p.start <= p.keep_start < p.keep_end <= p.end
+        assert p.keep_end - p.keep_start <= options.max_seconds * RATE
+        assert p.keep_start - p.start <= options.context * RATE and p.end - p.keep_end <= options.context * RATE
+
+
+def test_pieces_cut_at_pauses_tile_the_recording(tmp_path):
+    truth = build_recording(tmp_path / "long.wav", 4)
+    audio = load_audio(tmp_path / "long.wav", RATE)
+    options = SegmentOptions(max_seconds=8, min_pause=0.5)
+    pieces = list(segment_stream(stream_audio(tmp_path / "long.wav", RATE, block_seconds=3), RATE, options))
+    check_tiling(pieces, audio, options)
+    # every cut falls in a pause, never inside a word
+    cuts = [p.keep_start / RATE for p in pieces[1:]]
+    assert all(not (start < cut < end) for cut in cuts for _, start, end in truth)
+    assert len(pieces) >= len(truth) // 2
+
+
+def test_where_nobody_pauses_pieces_are_cut_by_length_with_context():
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(95 * RATE)).astype(np.float32)  # loud steady noise: no pause
+    options = SegmentOptions(max_seconds=20, context=1.0)
+    pieces = list(segment_stream((audio[i:i + 7 * RATE] for i in range(0, len(audio), 7 * RATE)), RATE, options))
+    check_tiling(pieces, audio, options)
+    assert len(pieces) >= 5 and all(p.end - p.keep_end == RATE for p in pieces[:-1])  # a second of context
+
+
+def test_a_recording_no_longer_than_the_maximum_is_one_piece(tmp_path):
+    audio = load_audio(fsdd_file(3, "theo", 1), RATE)
+    (piece,) = segment_stream([audio[:500], audio[500:]], RATE)
+    assert (piece.start, piece.keep_start, piece.keep_end, piece.end) == (0, 0, len(audio), len(audio))
+
+
+def test_streamed_blocks_equal_the_whole_file_at_any_rate(tmp_path):
+    audio = load_audio(fsdd_file(7, "lucas", 2), RATE)
+    flac = tmp_path / "a.flac"
+    sf.write(flac, np.stack([audio, audio * 0.5], axis=1).repeat(4, axis=0)[:len(audio) * 4 - 3], 32000)
+    whole = load_audio(flac, 16000)
+    blocks = list(stream_audio(flac, 16000, block_seconds=0.1))
+    assert len(blocks) >= 4
+    assert np.allclose(np.concatenate(blocks), whole, atol=1e-6)
+
+
+def test_segmenting_memory_stays_flat_as_the_recording_doubles():
+    """Peak Python/numpy memory while cutting 2 and 4 minutes of audio into pieces."""
+    rng = np.random.default_rng(1)
+    speech = (0.2 * rng.standard_normal(3 * RATE)).astype(np.float32)
+    pause = np.zeros(RATE, np.float32)
+
+    def blocks(minutes):
+        for _ in range(minutes * 15):
+            yield np.concatenate([speech, pause])
+
+    peaks = []
+    for minutes in (2, 4):
+        tracemalloc.start()
+        count = sum(1 for _ in segment_stream(blocks(minutes), RATE))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert count == minutes * 15
+    assert peaks[1] < 1.2 * peaks[0]
+
+
+@pytest.mark.slow
+def test_long_recording_gives_segments_and_timed_words(tiny_model, tmp_path):
+    import asr
+
+    checkpoint, _ = tiny_model
+    # The tiny model knows six trimmed recordings, each alone: short pauses of silence between
+    # them, cut in their middle, and no context past the cuts (it would hold other words).
+    truth = build_recording(tmp_path / "long.wav", 8, noise=0.0, pauses=(0.12, 0.2))  # about 25 s
+    with asr.load(checkpoint, segments=SegmentOptions(max_seconds=8, min_pause=0.1, context=0)) as model:
+        result = model.transcribe(tmp_path / "long.wav")
+    assert result.text.split() == [w for w, _, _ in truth]
+    assert len(result.segments) > 10 and result.duration == pytest.approx(sf.info(tmp_path / "long.wav").duration)
+    assert [w.word for w in result.words] == result.text.split()
+    for word, (_, start, end) in zip(result.words, truth):
+        assert abs(word.start - start) < 0.15 and abs(word.end - end) < 0.15
+        assert 0 < word.confidence <= 1
+    for segment in result.segments:
+        assert segment.start <= segment.words[0].start and segment.words[-1].end <= segment.end
+    # subtitles follow the rules and parse with other people's parsers
+    import srt
+    import webvtt
+
+    from asr.outputs import MAX_CUE, MAX_LINE, MAX_LINES, to_srt, to_vtt
+    subtitles = list(srt.parse(to_srt(result)))
+    captions = webvtt.from_string(to_vtt(result)).captions
+    assert " ".join(s.content.replace("\n", " ") for s in subtitles).split() == result.text.split()
+    assert [c.text for c in captions] == [s.content for s in subtitles]
+    for a, b in zip(subtitles, subtitles[1:]):
+        assert a.end <= b.start
+    for s in subtitles:
+        lines = s.content.split("\n")
+        assert len(lines) <= MAX_LINES and all(len(line) <= MAX_LINE for line in lines)
+        assert 0 < (s.end - s.start).total_seconds() <= MAX_CUE
+
+
+@pytest.mark.slow
+def test_many_files_batched_equal_one_at_a_time(tiny_model):
+    from asr.checkpoint import load_checkpoint
+    from asr.decoding import GreedyDecoder
+    from asr.transcribe import transcribe_files
+
+    checkpoint, _ = tiny_model
+    recognizer = load_checkpoint(checkpoint)
+    files = [fsdd_file(d, s, t) for d, s, t in OVERFIT_ITEMS] + [fsdd_file(5, "george", 3)]
+    greedy = GreedyDecoder(recognizer.vocab)
+    together = transcribe_files(recognizer, files, greedy, timestamps=True)
+    apart = [transcribe_files(recognizer, [f], greedy, timestamps=True)[0] for f in files]
+    assert together == apart
+    assert [t.text for t in together[:6]] == [WORDS[d] for d, _, _ in OVERFIT_ITEMS]
+
+
+@pytest.mark.slow
+def test_python_api_takes_paths_and_arrays(tiny_model):
+    import asr
+    from asr.errors import AsrError
+
+    checkpoint, _ = tiny_model
+    with asr.load(checkpoint, decoder="greedy") as model:
+        assert model.sample_rate == RATE
+        assert model.transcribe(fsdd_file(8, "jackson", 10)).text == "eight"
+        assert model.transcribe(load_audio(fsdd_file(2, "jackson", 10), RATE)).text == "two"
+        with pytest.raises(AsrError, match="missing.wav: audio file not found"):
+            model.transcribe("missing.wav")
+        with pytest.raises(AsrError, match="audio array"):
+            model.transcribe(np.zeros((2, 100), np.float32))
+
+
+def run_asr(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "asr", *map(str, args)], capture_output=True, text=stdin is None,
+                          input=stdin)
+
+
+@pytest.mark.slow
+def test_folder_with_a_broken_file_manifest_and_stdin(tiny_model, tmp_path):
+    checkpoint, manifest = tiny_model
+    folder = tmp_path / "calls"
+    (folder / "day2").mkdir(parents=True)
+    good = {"a": fsdd_file(0, "jackson", 10), "day2/b": fsdd_file(6, "jackson", 10)}
+    for name, source in good.items():
+        (folder / f"{name}.wav").write_bytes(source.read_bytes())
+    (folder / "day2" / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage" * 3)
+    (folder / "notes.txt").write_text("not audio")
+    out = tmp_path / "out"
+    result = run_asr("transcribe", "--model", checkpoint, "--format", "all", "--output-dir", out, folder)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "broken.wav" in line]
+    assert len(errors) == 1 and "not a readable audio file" in errors[0]
+    assert (out / "a.txt").read_text() == "zero\n" and (out / "day2" / "b.txt").read_text() == "six\n"
+    assert sorted(p.name for p in (out / "day2").iterdir()) == [f"b.{f}" for f in ("json", "srt", "tsv", "txt", "vtt")]
+    assert json.loads((out / "a.json").read_text())["segments"][0]["words"][0]["word"] == "zero"
+    # a manifest's audio, and audio on standard input
+    result = run_asr("transcribe", "--model", checkpoint, manifest)
+    assert result.returncode == 0
+    assert [line.split("\t")[1] for line in result.stdout.splitlines()] == [WORDS[d] for d, _, _ in OVERFIT_ITEMS]
+    result = run_asr("transcribe", "--model", checkpoint, "--json", "-", stdin=fsdd_file(3, "jackson", 10).read_bytes())
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["text"] == "three" and json.loads(result.stdout)["path"] == "-"
+    result = run_asr("transcribe", "--model", checkpoint, "--format", "srt", fsdd_file(3, "jackson", 10), folder)
+    assert result.returncode == 1 and "needs --output-dir" in result.stderr
