@@ -89,10 +89,10 @@ def snap_to_speech(words: list[WordTime], speech: np.ndarray, frame_seconds: flo
     for i, word in enumerate(words):
         lo = max(out[-1].end if out else start, word.start - reach)
         hi = min(words[i + 1].start if i + 1 < len(words) else end, word.end + reach)
-        first = int((word.start - start) / frame_seconds)  # the frame the word starts in
+        first = int((word.start - start) / frame_seconds + 1e-6)  # the frame the word starts in
         while first > 0 and start + first * frame_seconds > lo and first - 1 < len(speech) and speech[first - 1]:
             first -= 1
-        last = int(np.ceil((word.end - start) / frame_seconds))  # the frame just past the word
+        last = int(np.ceil((word.end - start) / frame_seconds - 1e-6))  # the frame just past the word
         while last < len(speech) and start + (last + 1) * frame_seconds <= hi and speech[last]:
             last += 1
         new_start = min(word.start, max(lo, start + first * frame_seconds))
