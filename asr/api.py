@@ -52,13 +52,12 @@ class Model:
         ``error`` set and the rest go on. ``same_speaker``: the files are one speaker's, for a
         model whose features are normalized per speaker (otherwise each piece is its own).
         ``progress(seconds)`` hears of the audio read."""
-        from asr.transcribe import common_mean
+        from asr.transcribe import same_speaker_means
 
         means = None
-        if same_speaker and self.recognizer.features.config.normalize == "speaker":
+        if same_speaker:
             sources = list(sources)
-            paths = [s for s in sources if not isinstance(s, np.ndarray)]
-            means = [common_mean(self.recognizer, paths)] * len(sources)
+            means = same_speaker_means(self.recognizer, sources)
         return self._transcriber.run(sources, means, progress=progress)
 
     def close(self) -> None:

@@ -243,15 +243,21 @@ def common_mean(recognizer: Recognizer, paths: list[str]) -> torch.Tensor | None
     return means[0] if bool(means.abs().sum() > 0) else None
 
 
+def same_speaker_means(recognizer: Recognizer, sources: list) -> list[torch.Tensor | None] | None:
+    """One common mean per source, for a model whose features are normalized per speaker
+    (None otherwise): the sources are one speaker's. Arrays take the files' mean."""
+    if recognizer.features.config.normalize != "speaker":
+        return None
+    mean = common_mean(recognizer, [s for s in sources if not isinstance(s, np.ndarray)])
+    return [mean] * len(sources)
+
+
 def transcribe_files(recognizer: Recognizer, paths: list[str], decoder: Decoder, timestamps: bool = False,
                      same_speaker: bool = False, segments: SegmentOptions = SegmentOptions(),
                      workers: int | None = None) -> list[Transcript]:
     """One transcript per file, in order (see ``Transcriber.run``). For a model whose features
     are normalized per speaker, each piece is its own speaker, or with ``same_speaker`` all the
     files are one."""
-    means = None
-    if same_speaker and recognizer.features.config.normalize == "speaker":
-        mean = common_mean(recognizer, paths)
-        means = [mean] * len(paths)
+    means = same_speaker_means(recognizer, paths) if same_speaker else None
     with Transcriber(recognizer, decoder, segments, workers=workers, timestamps=timestamps) as transcriber:
         return list(transcriber.run(paths, means))
