@@ -1,7 +1,8 @@
 """Word timestamps: where each word of a decoded transcript lies in the audio.
 
 The decoder gives the text; its best frame alignment on the same log-probs (CTC
-Viterbi, torchaudio's ``forced_align``) gives every character its frames. A word
+Viterbi: torchaudio's ``forced_align`` where torch is loaded already, else ``viterbi_align``
+here, which finds the same path) gives every character its frames. A word
 starts at the first frame of its first character and ends after the last frame of
 its last character. Its confidence is the mean posterior probability of its characters on
 the frames the alignment gives them (1: the model was sure of every frame).
@@ -9,10 +10,10 @@ the frames the alignment gives them (1: the model was sure of every frame).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from asr.text import Vocabulary
 
@@ -37,17 +38,11 @@ def word_times(log_probs: np.ndarray, text: str, vocab: Vocabulary, frame_second
     """Timestamps of the words of ``text`` (which ``log_probs`` (T, V) decoded to)."""
     if not text:
         return []
-    from torchaudio.functional import forced_align
-
     units = vocab.encode(text)
-    targets = torch.tensor([units], dtype=torch.int32)
-    emissions = torch.as_tensor(np.asarray(log_probs, dtype=np.float32)).unsqueeze(0)
-    try:
-        path, scores = forced_align(emissions, targets, blank=0)
-    except RuntimeError:  # more labels than frames can hold: no alignment to report
+    alignment = _align(np.asarray(log_probs, dtype=np.float32), units)
+    if alignment is None:  # more labels than frames can hold: no alignment to report
         return []
-    path = path[0].tolist()
-    probs = scores[0].exp().tolist()  # posterior of the aligned label on each frame
+    path, probs = alignment
     # First and last frame of each target label, in order.
     spans: list[list[int]] = []
     previous = 0
@@ -78,13 +73,67 @@ def word_times(log_probs: np.ndarray, text: str, vocab: Vocabulary, frame_second
             for word, (first, last, mass, count) in zip(text.split(" "), bounds)]
 
 
+def _align(log_probs: np.ndarray, units: list[int]) -> tuple[list[int], list[float]] | None:
+    """(label per frame, posterior of that label per frame) of the best CTC path, or None."""
+    if "torchaudio" not in sys.modules:  # an exported model: importing torch would cost seconds
+        found = viterbi_align(log_probs, units)
+        if found is None:
+            return None
+        path, scores = found
+    else:
+        import torch
+        from torchaudio.functional import forced_align
+
+        try:
+            path, scores = forced_align(torch.from_numpy(log_probs).unsqueeze(0),
+                                        torch.tensor([units], dtype=torch.int32), blank=0)
+        except RuntimeError:
+            return None
+        path, scores = path[0].numpy(), scores[0].numpy()
+    return path.tolist(), np.exp(scores).tolist()
+
+
+def viterbi_align(log_probs: np.ndarray, units: list[int], blank: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+    """The most likely CTC path of ``units`` through ``log_probs`` (T, V): the label of each
+    frame (blank included) and its log-probability there; None when no path fits."""
+    frames = len(log_probs)
+    states = np.full(2 * len(units) + 1, blank)  # blank, u1, blank, u2, ..., blank
+    states[1::2] = units
+    emit = log_probs[:, states]  # (T, S)
+    skip = np.zeros(len(states), bool)  # a state may be entered from two back: a label unlike the one before
+    skip[2:] = (states[2:] != blank) & (states[2:] != states[:-2])
+    score = np.full(len(states), -np.inf)
+    score[:2] = emit[0, :2]
+    moves = np.zeros((frames, len(states)), np.int8)  # how far back each state's best predecessor is
+    columns = np.arange(len(states))
+    for t in range(1, frames):
+        candidates = np.full((3, len(states)), -np.inf)
+        candidates[0] = score
+        candidates[1, 1:] = score[:-1]
+        candidates[2, 2:] = np.where(skip[2:], score[:-2], -np.inf)
+        moves[t] = candidates.argmax(axis=0)
+        score = candidates[moves[t], columns] + emit[t]
+    ends = [len(states) - 1] + ([len(states) - 2] if units else [])
+    state = max(ends, key=lambda s: score[s])
+    if not np.isfinite(score[state]):
+        return None
+    path = np.empty(frames, np.int64)
+    for t in range(frames - 1, -1, -1):
+        path[t] = state
+        state -= int(moves[t, state])
+    return states[path], emit[np.arange(frames), path]
+
+
 def snap_to_speech(words: list[WordTime], speech: np.ndarray, frame_seconds: float, start: float, end: float,
-                   reach: float = 0.2) -> list[WordTime]:
+                   reach: float = 0.2, bridge: float = 0.05) -> list[WordTime]:
     """Widen each word over the speech that touches it. CTC puts a letter where the model is
     surest, often the middle of a fricative or after a plosive's closure, so aligned words
     start late and end early (by 0.1-0.2 s for "six" on FSDD). ``speech`` (N,) flags frames of
     ``frame_seconds`` from time ``start`` on; a word grows by at most ``reach`` seconds each
-    way, through frames flagged speech, never into its neighbours nor outside [start, end]."""
+    way, through frames flagged speech, never into its neighbours nor outside [start, end].
+    Quiet gaps of at most ``bridge`` seconds between speech frames count as speech: the closure
+    before a final plosive ("eight") is silent, but the word goes on after it."""
+    speech = _bridged(speech, round(bridge / frame_seconds))
     out = []
     for i, word in enumerate(words):
         lo = max(out[-1].end if out else start, word.start - reach)
@@ -99,3 +148,15 @@ def snap_to_speech(words: list[WordTime], speech: np.ndarray, frame_seconds: flo
         new_end = max(word.end, min(hi, start + last * frame_seconds))
         out.append(WordTime(word.word, new_start, new_end, word.confidence))
     return out
+
+
+def _bridged(speech: np.ndarray, gap: int) -> np.ndarray:
+    """``speech`` with runs of at most ``gap`` unflagged frames between flagged ones flagged."""
+    flagged = np.flatnonzero(speech)
+    if gap < 1 or len(flagged) < 2:
+        return speech
+    filled = speech.copy()
+    steps = np.diff(flagged)
+    for k in np.flatnonzero((steps > 1) & (steps <= gap + 1)):
+        filled[flagged[k] + 1:flagged[k + 1]] = True
+    return filled

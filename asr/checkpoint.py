@@ -6,11 +6,9 @@ other flag. Files are written atomically (temporary file, then rename).
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -19,47 +17,11 @@ from asr.config import FeatureConfig, ModelConfig, from_dict, to_dict
 from asr.errors import AsrError
 from asr.features import FeatureExtractor
 from asr.model import CTCModel
+from asr.recognizer import Recognizer
 from asr.text import Vocabulary
 
 FORMAT = "asr-ctc-checkpoint"
 VERSION = 1
-
-
-@dataclass
-class Recognizer:
-    """Everything needed to turn waveforms into CTC log-probabilities."""
-
-    features: FeatureExtractor
-    model: CTCModel
-    vocab: Vocabulary
-    info: dict = field(default_factory=dict)  # training metadata: epoch, step, dev WER, ...
-
-    def to(self, device) -> "Recognizer":
-        self.features.to(device)
-        self.model.to(device)
-        return self
-
-    def eval(self) -> "Recognizer":
-        self.features.eval()
-        self.model.eval()
-        return self
-
-    @property
-    def frame_seconds(self) -> float:
-        """Audio time between two output frames (feature hop times the conv strides)."""
-        return (self.features.hop_length * math.prod(self.model.config.conv_strides)
-                / self.features.config.sample_rate)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def log_probs(self, waveforms: torch.Tensor, lengths: torch.Tensor,
-                  means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, S) waveforms + (B,) sample lengths -> (B, T', V) log-probs + (B,) frame lengths;
-        ``means``: the speakers' feature means, for features normalized per speaker."""
-        feats, frames = self.features(waveforms, lengths, means)
-        return self.model(feats, frames)
 
 
 def save_checkpoint(path: str | os.PathLike, recognizer: Recognizer) -> None:
@@ -108,16 +70,3 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise AsrError(f"{path}: damaged checkpoint ({reason})") from None
     return Recognizer(features, model, vocab, state.get("info", {})).to(device).eval()
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """"auto" -> CUDA when present, else CPU; anything else is taken as a torch device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise AsrError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AsrError(f"device {name!r} asked for, but CUDA is not available on this machine")
-    return device

@@ -127,9 +127,11 @@ def parse_hotwords(spec: str, weight: float) -> dict[str, float]:
     return {normalize_text(p): weight for p in spec.split(",") if normalize_text(p)}
 
 
-def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, lm_cache: dict | None = None):
+def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, lm_cache: dict | None = None,
+                  flashlight: bool = True):
     """The decoder ``settings`` describe. ``lm_cache`` (path -> loaded LM) lets many decoders
-    share one LM, as tuning does."""
+    share one LM, as tuning does. ``flashlight=False`` keeps to our own beam search (exported
+    models do, so that they decode alike with and without torch installed)."""
     from asr.decoding import GreedyDecoder, make_decoder, uses_flashlight
 
     if settings.decoder == "greedy":
@@ -139,7 +141,8 @@ def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, 
     lexicon = read_lexicon(settings.lexicon) if settings.lexicon else None
     hotwords = parse_hotwords(settings.hotwords, settings.hotword_weight) if settings.hotwords else None
     lm = None
-    if settings.lm and not uses_flashlight(vocab, lexicon, hotwords):  # flashlight reads the file itself
+    flashlight = flashlight and uses_flashlight(vocab, lexicon, hotwords)
+    if settings.lm and not flashlight:  # flashlight reads the file itself
         from asr.lm import load_lm
 
         lm_cache = {} if lm_cache is None else lm_cache
@@ -148,4 +151,4 @@ def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, 
         lm = lm_cache[settings.lm]
     return make_decoder(settings.decoder, vocab, lm_path=settings.lm, beam_size=settings.beam_size, lm=lm,
                         lm_weight=settings.lm_weight, word_score=settings.word_score, lexicon=lexicon,
-                        hotwords=hotwords, nbest=nbest)
+                        hotwords=hotwords, nbest=nbest, flashlight=flashlight)

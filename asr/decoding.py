@@ -24,13 +24,15 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
 from asr.errors import AsrError
 from asr.text import Vocabulary
+
+if TYPE_CHECKING:  # torch is imported where a decoder takes tensors: transcription runs without it
+    import torch
 
 NEG = -1e30  # log of zero that stays finite in arithmetic
 
@@ -78,6 +80,8 @@ class GreedyDecoder:
         self.vocab = vocab
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        import torch
+
         best = log_probs.argmax(dim=-1)  # (B, T)
         keep = torch.ones_like(best, dtype=torch.bool)
         keep[:, 1:] = best[:, 1:] != best[:, :-1]  # first frame of each run
@@ -422,6 +426,8 @@ class FlashlightLexiconDecoder(_PerUtterance):
             os.unlink(f.name)
 
     def search(self, log_probs: np.ndarray) -> list[Hypothesis]:
+        import torch
+
         emissions = torch.from_numpy(np.ascontiguousarray(log_probs, dtype=np.float32)).unsqueeze(0)
         hyps, seen = [], set()
         for result in self.decoder(emissions)[0]:
@@ -512,14 +518,15 @@ def decode_batch(decoder: Decoder, arrays: list[np.ndarray], workers: int | None
 DECODERS = {"greedy": GreedyDecoder, "beam": BeamSearchDecoder}
 
 
-def make_decoder(name: str, vocab: Vocabulary, lm_path: str | None = None, **options) -> Decoder:
+def make_decoder(name: str, vocab: Vocabulary, lm_path: str | None = None, flashlight: bool = True,
+                 **options) -> Decoder:
     """``make_decoder("beam", vocab, beam_size=32, lm=load_lm(path), lm_weight=0.8)``.
     With a lexicon, no hotwords and character units the beam search is flashlight's (given ``lm_path``)."""
     if name not in DECODERS:
         raise AsrError(f"unknown decoder {name!r} (choose from: {', '.join(DECODERS)})")
     if name == "greedy":
         return GreedyDecoder(vocab)
-    if uses_flashlight(vocab, options.get("lexicon"), options.get("hotwords")):
+    if flashlight and uses_flashlight(vocab, options.get("lexicon"), options.get("hotwords")):
         return FlashlightLexiconDecoder(vocab, lm_path=lm_path, **options)
     return BeamSearchDecoder(vocab, **options)
 
@@ -529,8 +536,7 @@ def uses_flashlight(vocab: Vocabulary, lexicon, hotwords) -> bool:
     units are characters."""
     if lexicon is None or hotwords or vocab.has_pieces:
         return False
-    try:
-        import flashlight.lib.text.decoder  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # flashlight is reached through torchaudio: without torch (the runtime install) our own search serves
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("flashlight", "torchaudio"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.checkpoint import Recognizer
+from asr.recognizer import Recognizer
 from asr.data import SpeechDataset, make_loader, read_manifest, speaker_normalization
 from asr.decoding import Decoder
 from asr.errors import AsrError

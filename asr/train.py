@@ -25,7 +25,8 @@ import yaml
 from tqdm import tqdm
 
 from asr.augment import VocalTractWarp, WaveAugment, augment_features
-from asr.checkpoint import Recognizer, load_checkpoint, pick_device, save_checkpoint
+from asr.checkpoint import load_checkpoint, save_checkpoint
+from asr.recognizer import Recognizer, pick_device
 from asr.config import TrainConfig, to_dict
 from asr.data import SpeechDataset, make_loader, read_manifest, speaker_normalization, total_hours
 from asr.decoding import GreedyDecoder

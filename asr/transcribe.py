@@ -18,16 +18,16 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from asr.align import WordTime, snap_to_speech, word_times
 from asr.audio import stream_audio
-from asr.checkpoint import Recognizer
 from asr.decoding import Decoder, DecodePool, Hypothesis
 from asr.errors import AsrError
 from asr.segment import FRAME_SECONDS, Piece, SegmentOptions, frames_to_keep, segment_stream, speech_mask
 
 BATCH_SECONDS = 200.0  # audio through the model at once
+# The recognizer: asr.recognizer.Recognizer (torch) or asr.runtime.OnnxRecognizer (exported),
+# each with vocab, sample_rate, frame_seconds, per_speaker, batch_log_probs and speaker_mean.
 Word = WordTime
 
 
@@ -69,7 +69,7 @@ class _File:
     index: int
     path: str
     source: str | os.PathLike | np.ndarray
-    mean: torch.Tensor | None  # (F,) its speaker's feature mean, for normalize == "speaker"
+    mean: object | None  # (F,) its speaker's feature mean, for a model normalized per speaker
     samples: int = 0
     pieces: int = 0
     read: bool = False  # every piece has been cut
@@ -85,10 +85,10 @@ class Transcriber:
     """Transcribes files with one recognizer and decoder; ``close`` (or ``with``) ends its
     decoding processes."""
 
-    def __init__(self, recognizer: Recognizer, decoder: Decoder, segments: SegmentOptions = SegmentOptions(),
+    def __init__(self, recognizer, decoder: Decoder, segments: SegmentOptions = SegmentOptions(),
                  batch_seconds: float = BATCH_SECONDS, workers: int | None = None, timestamps: bool = True):
         self.recognizer = recognizer
-        self.rate = recognizer.features.config.sample_rate
+        self.rate = recognizer.sample_rate
         self.segments = segments
         self.batch_samples = batch_seconds * self.rate
         self.timestamps = timestamps
@@ -103,11 +103,11 @@ class Transcriber:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def run(self, paths: Iterable[str | os.PathLike | np.ndarray], means: Iterable[torch.Tensor | None] | None = None,
+    def run(self, paths: Iterable[str | os.PathLike | np.ndarray], means: Iterable | None = None,
             progress: Callable[[float], None] | None = None) -> Iterator[Transcript]:
         """One Transcript per path, in order, each as soon as it is complete; a file that cannot
         be read gets ``error`` set and the others go on. ``means``: a (F,) speaker mean per
-        path (features.normalize == "speaker"; without one each piece is its own speaker).
+        path (models normalized per speaker; without one each piece is its own speaker).
         ``progress`` is called with the seconds of audio read since its last call."""
         waiting: deque[_File] = deque()
         batch: list[tuple[_File, int, Piece]] = []
@@ -144,28 +144,24 @@ class Transcriber:
                 progress(len(block) / self.rate)
             yield block
 
-    @torch.inference_mode()
     def _run_batch(self, batch: list[tuple[_File, int, Piece]]) -> None:
-        recognizer, device = self.recognizer, self.recognizer.device
+        recognizer = self.recognizer
         batch = [item for item in batch if not item[0].error]
         if not batch:
             return
         batch.sort(key=lambda item: len(item[2].audio))  # similar lengths pad least
-        lengths = [max(len(p.audio), recognizer.features.min_samples) for _, _, p in batch]
-        waves = torch.zeros(len(batch), max(lengths))
-        for row, (_, _, piece) in enumerate(batch):
-            waves[row, :len(piece.audio)] = torch.from_numpy(piece.audio)
         means = None
         if any(file.mean is not None for file, _, _ in batch):
-            means = torch.stack([file.mean if file.mean is not None else _own_mean(recognizer, p)
-                                 for file, _, p in batch]).to(device)
-        log_probs, frames = recognizer.log_probs(waves.to(device), torch.tensor(lengths, device=device), means)
-        log_probs = log_probs.float().cpu().numpy()
+            means = [file.mean for file, _, _ in batch]
+        log_probs = []
+        for rows in _padded_groups([len(p.audio) for _, _, p in batch], self.batch_samples):
+            log_probs += recognizer.batch_log_probs([batch[i][2].audio for i in rows],
+                                                    None if means is None else [means[i] for i in rows])
         frame_samples = recognizer.frame_seconds * self.rate
         kept, offsets = [], []
-        for row, (_, _, piece) in enumerate(batch):
-            first, last = frames_to_keep(piece, frame_samples, int(frames[row]))
-            kept.append(log_probs[row, first:last])
+        for array, (_, _, piece) in zip(log_probs, batch):
+            first, last = frames_to_keep(piece, frame_samples, len(array))
+            kept.append(array[first:last])
             offsets.append(piece.start / self.rate + first * recognizer.frame_seconds)
         for (file, number, piece), array, offset, nbest in zip(batch, kept, offsets, self.pool.search(kept)):
             text = nbest[0].text if nbest else ""
@@ -203,6 +199,17 @@ class Transcriber:
                           nbest=nbest)
 
 
+def _padded_groups(lengths: list[int], budget: float) -> list[range]:
+    """Consecutive rows of a batch sorted by length, in groups whose padded size (rows times
+    the longest) stays within ``budget`` samples: memory follows the padded batch, not the audio."""
+    groups, first = [], 0
+    for i, length in enumerate(lengths):
+        if i > first and (i + 1 - first) * length > budget:
+            groups.append(range(first, i))
+            first = i
+    return groups + [range(first, len(lengths))] if lengths else groups
+
+
 def _array_blocks(samples: np.ndarray, size: int) -> Iterator[np.ndarray]:
     if samples.ndim != 1 or len(samples) == 0 or not np.issubdtype(samples.dtype, np.floating):
         raise AsrError(f"audio array must be non-empty float samples of shape (S,), got {samples.dtype} "
@@ -213,46 +220,27 @@ def _array_blocks(samples: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(samples[start:start + size], dtype=np.float32)
 
 
-def _own_mean(recognizer: Recognizer, piece: Piece) -> torch.Tensor:
-    """(F,) the piece's own speech-frame mean (what the features use when given no mean)."""
-    means, _ = recognizer.features.group_stats(_one_batch(recognizer, piece.audio, 0), 1)
-    return means[0]
-
-
-def _one_batch(recognizer: Recognizer, audio: np.ndarray, group: int):
-    wave = torch.from_numpy(audio)
-    if len(wave) < recognizer.features.min_samples:
-        wave = torch.nn.functional.pad(wave, (0, recognizer.features.min_samples - len(wave)))
-    yield wave.unsqueeze(0).to(recognizer.device), torch.tensor([len(wave)]), torch.tensor([group])
-
-
-def common_mean(recognizer: Recognizer, paths: list[str]) -> torch.Tensor | None:
-    """(F,) mean features of all the readable files, as one speaker's (None if none is).
-    Read in blocks, so long files are fine."""
-    rate = recognizer.features.config.sample_rate
-
-    def batches():
-        for path in paths:
-            try:
-                for block in stream_audio(path, rate):
-                    yield from _one_batch(recognizer, block, 0)
-            except AsrError:
-                continue  # reported when it is transcribed
-
-    means, _ = recognizer.features.group_stats(batches(), 1)
-    return means[0] if bool(means.abs().sum() > 0) else None
-
-
-def same_speaker_means(recognizer: Recognizer, sources: list) -> list[torch.Tensor | None] | None:
+def same_speaker_means(recognizer, sources: list) -> list | None:
     """One common mean per source, for a model whose features are normalized per speaker
-    (None otherwise): the sources are one speaker's. Arrays take the files' mean."""
-    if recognizer.features.config.normalize != "speaker":
+    (None otherwise): the sources are one speaker's. Arrays take the files' mean. Files are
+    read in blocks, so long ones are fine; unreadable ones are reported when transcribed."""
+    if not recognizer.per_speaker:
         return None
-    mean = common_mean(recognizer, [s for s in sources if not isinstance(s, np.ndarray)])
-    return [mean] * len(sources)
+    rate = recognizer.sample_rate
+
+    def blocks():
+        for source in sources:
+            if isinstance(source, np.ndarray):
+                continue
+            try:
+                yield from stream_audio(source, rate)
+            except AsrError:
+                continue
+
+    return [recognizer.speaker_mean(blocks())] * len(sources)
 
 
-def transcribe_files(recognizer: Recognizer, paths: list[str], decoder: Decoder, timestamps: bool = False,
+def transcribe_files(recognizer, paths: list[str], decoder: Decoder, timestamps: bool = False,
                      same_speaker: bool = False, segments: SegmentOptions = SegmentOptions(),
                      workers: int | None = None) -> list[Transcript]:
     """One transcript per file, in order (see ``Transcriber.run``). For a model whose features

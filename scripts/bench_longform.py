@@ -23,7 +23,7 @@ import argparse
 import difflib
 import json
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,8 +115,10 @@ def transcribe(recognizer, decoder, paths, segments=SegmentOptions()):
 
 def peak_rss_mb(model: str, audio: Path, out_dir: Path) -> tuple[float, float]:
     """(peak RSS in MB, seconds) of `asr transcribe --format all` on ``audio`` in a fresh process."""
-    script = ("import resource, sys; from asr.cli import main; code = main(sys.argv[1:]); "
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)")
+    # VmHWM, not ru_maxrss: the latter survives exec, so a forked child starts at its parent's peak
+    script = ("import sys; from asr.cli import main; code = main(sys.argv[1:]); "
+              "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0]); "
+              "sys.exit(code)")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", script, "transcribe", "--model", model, "--format", "all",
                              "--output-dir", str(out_dir), str(audio)], capture_output=True, text=True)
@@ -174,6 +176,7 @@ def main() -> None:
                   f"read whole, {wer(whole_truth, cut.text.split()):.2f}% cut at pauses")
 
     print("\npeak RSS of `asr transcribe --format all --output-dir` (fresh process):")
+    shutil.rmtree(work / "out", ignore_errors=True)
     rss, elapsed = peak_rss_mb(args.model, long_wav, work / "out")
     print(f"  {seconds / 60:6.1f} min: {rss:6.0f} MB ({elapsed:.0f} s, formats: "
           f"{', '.join(sorted(p.suffix for p in (work / 'out').iterdir()))})")

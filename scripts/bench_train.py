@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from asr.augment import VocalTractWarp, WaveAugment, augment_features  # noqa: E402
-from asr.checkpoint import pick_device  # noqa: E402
+from asr.recognizer import pick_device  # noqa: E402
 from asr.config import load_train_config  # noqa: E402
 from asr.data import SpeechDataset, make_loader, read_manifest  # noqa: E402
 from asr.features import FeatureExtractor  # noqa: E402

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from asr.checkpoint import Recognizer, load_checkpoint, save_checkpoint
+from asr.checkpoint import load_checkpoint, save_checkpoint
+from asr.recognizer import Recognizer
 from asr.config import FeatureConfig, ModelConfig
 from asr.errors import AsrError
 from asr.features import FeatureExtractor

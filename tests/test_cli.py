@@ -14,7 +14,8 @@ from conftest import OVERFIT_ITEMS, TINY_OVERRIDES, WORDS, fsdd_file, write_fsdd
 
 
 def untrained_checkpoint(path, normalize="utterance"):
-    from asr.checkpoint import Recognizer, save_checkpoint
+    from asr.checkpoint import save_checkpoint
+    from asr.recognizer import Recognizer
     from asr.config import FeatureConfig, ModelConfig
     from asr.features import FeatureExtractor
     from asr.model import CTCModel

@@ -147,6 +147,25 @@ def test_long_recording_gives_segments_and_timed_words(tiny_model, tmp_path):
         assert 0 < (s.end - s.start).total_seconds() <= MAX_CUE
 
 
+def test_words_widen_over_their_speech_and_short_closures_but_not_into_neighbours():
+    from asr.align import WordTime, snap_to_speech
+
+    # 10 ms frames from t = 1 s: "eight" is speech at 1.00-1.20, a silent closure at
+    # 1.20-1.24, its burst at 1.24-1.30; "six" is speech at 1.50-1.80.
+    speech = np.zeros(100, bool)
+    speech[0:20] = speech[24:30] = speech[50:80] = True
+    words = [WordTime("eight", 1.05, 1.15), WordTime("six", 1.60, 1.70)]
+    eight, six = snap_to_speech(words, speech, 0.01, 1.0, 2.0)
+    assert (eight.start, eight.end) == pytest.approx((1.0, 1.30))  # through the 40 ms closure
+    assert (six.start, six.end) == pytest.approx((1.50, 1.80))
+    eight, _ = snap_to_speech(words, speech, 0.01, 1.0, 2.0, bridge=0.03)
+    assert eight.end == pytest.approx(1.20)  # a closure longer than the bridge ends the word
+    # A neighbour's speech is never taken: the words touch at most.
+    close = [WordTime("eight", 1.05, 1.15), WordTime("six", 1.22, 1.28)]
+    eight, six = snap_to_speech(close, speech, 0.01, 1.0, 2.0)
+    assert eight.end <= six.start
+
+
 def test_subtitle_cues_follow_the_rules():
     import srt
 

@@ -1,0 +1,113 @@
+"""The loaded model: features and acoustic model together, and the device it runs on.
+
+``Recognizer.batch_log_probs`` is what transcription needs (numpy samples in, numpy
+log-probs out); ``asr.runtime.OnnxRecognizer`` offers the same for an exported model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from asr.errors import AsrError
+from asr.features import FeatureExtractor
+from asr.model import CTCModel
+from asr.text import Vocabulary
+
+
+@dataclass
+class Recognizer:
+    """Everything needed to turn waveforms into CTC log-probabilities."""
+
+    features: FeatureExtractor
+    model: CTCModel
+    vocab: Vocabulary
+    info: dict = field(default_factory=dict)  # training metadata: epoch, step, dev WER, ...
+
+    def to(self, device) -> "Recognizer":
+        self.features.to(device)
+        self.model.to(device)
+        return self
+
+    def eval(self) -> "Recognizer":
+        self.features.eval()
+        self.model.eval()
+        return self
+
+    @property
+    def frame_seconds(self) -> float:
+        """Audio time between two output frames (feature hop times the conv strides)."""
+        return (self.features.hop_length * math.prod(self.model.config.conv_strides)
+                / self.features.config.sample_rate)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def log_probs(self, waveforms: torch.Tensor, lengths: torch.Tensor,
+                  means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, S) waveforms + (B,) sample lengths -> (B, T', V) log-probs + (B,) frame lengths;
+        ``means``: the speakers' feature means, for features normalized per speaker."""
+        feats, frames = self.features(waveforms, lengths, means)
+        return self.model(feats, frames)
+
+    # -- the interface transcription uses (numpy in, numpy out; ONNX models offer the same) --
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.config.sample_rate
+
+    @property
+    def per_speaker(self) -> bool:
+        """Whether features are normalized by a speaker mean (``means`` of ``batch_log_probs``)."""
+        return self.features.config.normalize == "speaker"
+
+    @torch.inference_mode()
+    def batch_log_probs(self, waves: list[np.ndarray], means: list[np.ndarray | None] | None = None
+                        ) -> list[np.ndarray]:
+        """Float32 samples at ``sample_rate``, one array per utterance -> one (T, V) float32
+        array of log-probs each, run as one padded batch. ``means``: a (F,) speaker mean per
+        utterance (None: its own, from its speech frames)."""
+        device = self.device
+        lengths = [max(len(w), self.features.min_samples) for w in waves]
+        batch = torch.zeros(len(waves), max(lengths))
+        for row, wave in enumerate(waves):
+            batch[row, :len(wave)] = torch.from_numpy(wave)
+        speaker = None
+        if self.per_speaker and means is not None and any(m is not None for m in means):
+            speaker = torch.stack([torch.as_tensor(m) if m is not None else self.speaker_mean([w])
+                                   for m, w in zip(means, waves)]).to(device)
+        log_probs, frames = self.log_probs(batch.to(device), torch.tensor(lengths, device=device), speaker)
+        log_probs = log_probs.float().cpu().numpy()
+        return [log_probs[row, :n] for row, n in enumerate(frames.tolist())]
+
+    @torch.inference_mode()
+    def speaker_mean(self, blocks: Iterable[np.ndarray]) -> torch.Tensor | None:
+        """(F,) mean features over the speech frames of all ``blocks`` of audio, as one speaker's
+        (None if there are none)."""
+        def batches():
+            for block in blocks:
+                wave = torch.from_numpy(np.ascontiguousarray(block, np.float32))
+                if len(wave) < self.features.min_samples:
+                    wave = torch.nn.functional.pad(wave, (0, self.features.min_samples - len(wave)))
+                yield wave.unsqueeze(0).to(self.device), torch.tensor([len(wave)]), torch.tensor([0])
+
+        means, _ = self.features.group_stats(batches(), 1)
+        return means[0] if bool(means.abs().sum() > 0) else None
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """"auto" -> CUDA when present, else CPU; anything else is taken as a torch device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise AsrError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise AsrError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return device
