@@ -34,7 +34,7 @@ class Model:
     @property
     def sample_rate(self) -> int:
         """The rate the model reads; files at any rate are resampled to it."""
-        return self.recognizer.features.config.sample_rate
+        return self.recognizer.sample_rate
 
     def transcribe(self, audio: str | os.PathLike | np.ndarray) -> Transcript:
         """A file's path, or float samples (S,) at ``sample_rate``. Raises ``AsrError`` with a
@@ -72,13 +72,46 @@ class Model:
 
 def load(checkpoint: str | os.PathLike, device: str = "auto", tuned: bool = True,
          segments: SegmentOptions = SegmentOptions(), workers: int | None = None, **decoder) -> Model:
-    """Load a checkpoint written by ``asr train``. The decoder is the one ``asr tune-decoder``
-    saved beside it (unless ``tuned=False``), else greedy; keyword arguments override single
-    settings, as the command's flags do: ``decoder="beam"``, ``beam_size``, ``lm``,
-    ``lm_weight``, ``word_score``, ``lexicon``, ``hotwords``, ``hotword_weight``."""
-    from asr.checkpoint import load_checkpoint, pick_device
+    """Load a checkpoint written by ``asr train``, or a model written by ``asr export`` (.onnx,
+    run by onnxruntime without torch). The decoder is the one ``asr tune-decoder`` saved beside
+    it (unless ``tuned=False``), else greedy; keyword arguments override single settings, as
+    the command's flags do: ``decoder="beam"``, ``beam_size``, ``lm``, ``lm_weight``,
+    ``word_score``, ``lexicon``, ``hotwords``, ``hotword_weight``."""
     from asr.decoder_settings import build_decoder, load_settings
 
-    recognizer = load_checkpoint(checkpoint, pick_device(device))
+    recognizer = load_recognizer(checkpoint, device)
     settings = load_settings(checkpoint, decoder, tuned=tuned)
-    return Model(recognizer, settings, build_decoder(settings, recognizer.vocab), segments, workers=workers)
+    decoder = build_decoder(settings, recognizer.vocab, flashlight=not is_exported(recognizer))
+    return Model(recognizer, settings, decoder, segments, workers=workers)
+
+
+def is_exported(recognizer) -> bool:
+    """Whether ``recognizer`` runs an exported model (decoded by our own beam search only)."""
+    from asr.runtime import OnnxRecognizer
+
+    return isinstance(recognizer, OnnxRecognizer)
+
+
+def load_recognizer(path: str | os.PathLike, device: str = "auto"):
+    """A checkpoint as a torch ``Recognizer`` on ``device``, or an .onnx export as an
+    ``OnnxRecognizer`` (CPU; torch is not imported)."""
+    from asr.runtime import is_onnx, load_onnx
+
+    if is_onnx(path):
+        if device not in ("auto", "cpu"):
+            from asr.errors import AsrError
+
+            raise AsrError(f"{path}: exported models run on the CPU (onnxruntime); --device {device} "
+                           "needs the checkpoint")
+        return load_onnx(path)
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        from asr.errors import AsrError
+
+        raise AsrError(f"{path}: checkpoints need torch (pip install \".[train]\"); this install runs "
+                       "models written by asr export (.onnx)")
+    from asr.checkpoint import load_checkpoint
+    from asr.recognizer import pick_device
+
+    return load_checkpoint(path, pick_device(device))

@@ -46,6 +46,19 @@ Prints WER for every setting and writes the best next to the checkpoint
 (best.decoder.json), where asr evaluate and asr transcribe find it."""
 
 
+EXPORT_EXAMPLE = """example:
+  asr export --model exp/fsdd/best.pt --out exp/fsdd/model.onnx
+  asr transcribe --model exp/fsdd/model.onnx recording.wav     # no torch needed: pip install ".[runtime]"
+Writes the network as ONNX (dynamic batch and time), with vocabulary and feature settings
+in its metadata; tuned decoder settings and their LM/lexicon files are copied beside it."""
+
+SERVE_EXAMPLE = """example:
+  asr serve --model exp/fsdd/model.onnx --port 8000
+  curl -F file=@recording.wav -F model=asr -F response_format=srt \
+      http://127.0.0.1:8000/v1/audio/transcriptions
+Implements OpenAI's POST /v1/audio/transcriptions (response_format json, text, srt, vtt,
+verbose_json; timestamp_granularities word, segment) and GET /health."""
+
 FORMAT_CHOICES = ("txt", "json", "srt", "vtt", "tsv")  # asr/outputs.py writes them
 
 
@@ -76,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("transcribe", help="transcribe audio files", epilog=TRANSCRIBE_EXAMPLE,
                        formatter_class=fmt)
-    p.add_argument("--model", required=True, help="checkpoint (.pt) written by asr train")
+    p.add_argument("--model", required=True,
+                   help="checkpoint (.pt) written by asr train, or model (.onnx) written by asr export")
     p.add_argument("files", nargs="+", metavar="INPUT", help="audio files, folders, .jsonl manifests, or - (stdin)")
     p.add_argument("--format", choices=[*FORMAT_CHOICES, "all"],
                    help="txt (default), json (segments and words with times and confidence), srt, vtt, "
@@ -97,6 +111,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    help="a progress bar on stderr (default: when stderr is a terminal and there is over a minute of audio)")
     p.set_defaults(run=cmd_transcribe)
+
+    p = sub.add_parser("export", help="write a checkpoint as an ONNX model for onnxruntime",
+                       epilog=EXPORT_EXAMPLE, formatter_class=fmt)
+    p.add_argument("--model", required=True, help="checkpoint (.pt) written by asr train")
+    p.add_argument("--out", required=True, help="ONNX file to write (.onnx), or a folder to put model.onnx in")
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("serve", help="serve a model over HTTP (OpenAI-compatible transcriptions API)",
+                       epilog=SERVE_EXAMPLE, formatter_class=fmt)
+    p.add_argument("--model", required=True, help="checkpoint (.pt) or exported model (.onnx)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload accepted, MB (default: 25)")
+    p.add_argument("--max-audio-seconds", type=float, default=3600.0,
+                   help="longest recording accepted, seconds (default: 3600)")
+    p.add_argument("--max-concurrent", type=int, default=64,
+                   help="requests admitted at once, running or queued; more get 503 (default: 64)")
+    p.add_argument("--timeout", type=float, default=600.0,
+                   help="seconds a request may wait and run before it gets 504 (default: 600)")
+    p.add_argument("--device", default="auto", help="for a checkpoint: auto, cpu, cuda, cuda:N")
+    p.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
+    p.add_argument("--untuned", action="store_true", help="ignore the tuned decoder settings beside the model")
+    p.set_defaults(run=cmd_serve)
 
     p = sub.add_parser("lm", help="language models")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
@@ -140,14 +177,14 @@ def add_decoder_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--untuned", action="store_true", help="ignore the tuned settings beside the checkpoint")
 
 
-def decoder_from_args(args, vocab, nbest: int = 1):
+def decoder_from_args(args, vocab, nbest: int = 1, flashlight: bool = True):
     """(settings, decoder): the tuned settings beside the checkpoint with the flags given on top."""
     from asr.decoder_settings import build_decoder, load_settings
 
     flags = {k: getattr(args, k) for k in ("decoder", "beam_size", "lm", "lm_weight", "word_score",
                                            "lexicon", "hotwords", "hotword_weight")}
     settings = load_settings(args.model, flags, tuned=not args.untuned)
-    return settings, build_decoder(settings, vocab, nbest=nbest)
+    return settings, build_decoder(settings, vocab, nbest=nbest, flashlight=flashlight)
 
 
 def cmd_train(args) -> int:
@@ -164,7 +201,8 @@ def cmd_evaluate(args) -> int:
     from dataclasses import asdict
     from pathlib import Path
 
-    from asr.checkpoint import load_checkpoint, pick_device
+    from asr.checkpoint import load_checkpoint
+    from asr.recognizer import pick_device
     from asr.decoder_settings import describe
     from asr.evaluate import evaluate_manifest, write_report
 
@@ -186,8 +224,7 @@ def cmd_evaluate(args) -> int:
 def cmd_transcribe(args) -> int:
     import contextlib
 
-    from asr.api import Model
-    from asr.checkpoint import load_checkpoint, pick_device
+    from asr.api import Model, is_exported, load_recognizer
     from asr.errors import AsrError
     from asr.inputs import collect_inputs, stdin_to_file
     from asr.outputs import FORMATS, render
@@ -202,8 +239,9 @@ def cmd_transcribe(args) -> int:
         inputs = collect_inputs(args.files, stdin)
         if args.output_dir is None and (fmt == "all" or (fmt in ("srt", "vtt", "tsv") and len(inputs) > 1)):
             raise AsrError(f"--format {fmt} with {len(inputs)} input(s) needs --output-dir")
-        recognizer = load_checkpoint(args.model, pick_device(args.device))
-        settings, decoder = decoder_from_args(args, recognizer.vocab, nbest=args.nbest)
+        recognizer = load_recognizer(args.model, args.device)
+        settings, decoder = decoder_from_args(args, recognizer.vocab, nbest=args.nbest,
+                                              flashlight=not is_exported(recognizer))
         segments = SegmentOptions(max_seconds=args.max_segment, min_pause=args.min_pause)
         model = stack.enter_context(Model(recognizer, settings, decoder, segments, args.batch_seconds, args.workers))
         progress = stack.enter_context(_progress_bar(inputs, args.progress))
@@ -275,6 +313,24 @@ def _progress_bar(inputs, wanted: bool | None):
         yield Bar()
 
 
+def cmd_export(args) -> int:
+    from asr.export import export_onnx
+
+    for path in export_onnx(args.model, args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from asr.serve import ServeLimits, serve
+
+    limits = ServeLimits(max_upload_bytes=int(args.max_upload_mb * 1e6), max_audio_seconds=args.max_audio_seconds,
+                         max_concurrent=args.max_concurrent, timeout=args.timeout)
+    serve(args.model, args.host, args.port, limits, device=args.device, workers=args.workers,
+          tuned=not args.untuned)
+    return 0
+
+
 def cmd_lm_build(args) -> int:
     import shutil
     import subprocess
@@ -300,7 +356,8 @@ def cmd_lm_build(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from asr.checkpoint import load_checkpoint, pick_device
+    from asr.checkpoint import load_checkpoint
+    from asr.recognizer import pick_device
     from asr.decoder_settings import DecoderSettings, save_settings
     from asr.decoding import GreedyDecoder, decode_batch
     from asr.errors import AsrError
@@ -367,6 +424,11 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + e.signum
     except AsrError as e:
         print(f"asr: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as e:  # a light install (no torch) asked for more than it has
+        extra = "serve" if e.name in ("fastapi", "uvicorn", "multipart", "starlette") else "train"
+        print(f"asr: error: asr {args.command} needs {e.name}, which this install lacks: "
+              f"pip install \".[{extra}]\"", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("asr: interrupted", file=sys.stderr)

@@ -5,7 +5,8 @@ the step, the epoch and how many of its batches are done, every random generator
 the best dev score so far and the weights kept for averaging. Files are written to a
 temporary name and renamed, so a kill at any moment leaves either the old file or
 the new one; the newest file that loads is the one a resume uses, and a damaged
-one is skipped with a message.
+one is skipped with a message. States hold tensors and plain values only and load with
+``weights_only=True``, so a crafted state file cannot run code.
 
     exp_dir/state/step-00000120.pt ... (the newest ``keep`` files)
 """
@@ -34,8 +35,13 @@ def state_dir(exp_dir: str | os.PathLike) -> Path:
 
 
 def rng_states(augment_rng: torch.Generator) -> dict:
-    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-              "augment": augment_rng.get_state()}
+    """Every generator's state, as tensors and plain values only (the file loads with
+    ``weights_only=True``: nothing in it can run code)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    states = {"python": random.getstate(),
+              "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position),
+                        "has_gauss": int(has_gauss), "gauss": float(gauss)},
+              "torch": torch.get_rng_state(), "augment": augment_rng.get_state()}
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
@@ -43,7 +49,9 @@ def rng_states(augment_rng: torch.Generator) -> dict:
 
 def restore_rng_states(states: dict, augment_rng: torch.Generator) -> None:
     random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    saved = states["numpy"]
+    np.random.set_state((saved["kind"], saved["keys"].numpy().astype(np.uint32), saved["position"],
+                         saved["has_gauss"], saved["gauss"]))
     torch.set_rng_state(states["torch"])
     augment_rng.set_state(states["augment"])
     if "cuda" in states and torch.cuda.is_available():
@@ -83,7 +91,7 @@ def load_latest_state(exp_dir: str | os.PathLike) -> dict | None:
         try:
             if not zipfile.is_zipfile(path):
                 raise ValueError("not a complete PyTorch archive")
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
             if not isinstance(state, dict) or state.get("format") != FORMAT:
                 raise ValueError("not an asr training state")
         except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:

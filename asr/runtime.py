@@ -1,0 +1,200 @@
+"""Exported models without torch: numpy features and onnxruntime for the network.
+
+``asr export`` writes the acoustic model as ONNX and puts everything else a transcriber
+needs into the file's metadata (key ``asr``, JSON): vocabulary, feature settings, the
+STFT window, mel filterbank and DCT matrix as the torch model built them, and the
+normalization statistics. ``OnnxRecognizer`` offers what ``asr.recognizer.Recognizer``
+offers to transcription (``batch_log_probs``, ``speaker_mean``), so ``asr transcribe``,
+``asr serve`` and ``asr.load`` take either. This module imports numpy and onnxruntime
+only: ``pip install ".[runtime]"`` is enough for it.
+
+The features here repeat ``asr.features`` step by step (zero-padded centred frames, power
+spectrum, mel, log or MFCC, then the same normalization), so that a model exported from a
+checkpoint reads the same numbers; ``scripts/bench_onnx.py`` measures how close.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from asr.errors import AsrError
+from asr.text import Vocabulary
+
+FORMAT = "asr-onnx"
+VERSION = 1
+METADATA_KEY = "asr"
+LOG_FLOOR = 1e-6  # as asr.features
+SPEECH_RANGE = 3.0 * math.log(10)
+
+
+def encode_array(array: np.ndarray) -> dict:
+    """A float32 array as JSON: shape and base64 of its bytes (exact, unlike decimal text)."""
+    array = np.ascontiguousarray(array, dtype="<f4")
+    return {"shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def decode_array(stored: dict) -> np.ndarray:
+    data = base64.b64decode(stored["base64"], validate=True)
+    return np.frombuffer(data, dtype="<f4").reshape(stored["shape"]).astype(np.float32)
+
+
+class NumpyFeatures:
+    """Float samples -> normalized features (T, F), as ``asr.features.FeatureExtractor`` computes
+    them, from the settings and matrices stored at export."""
+
+    def __init__(self, meta: dict):
+        config = meta["feature_config"]
+        self.kind = config["kind"]
+        self.normalize = config["normalize"]
+        self.sample_rate = int(config["sample_rate"])
+        self.n_fft, self.win_length, self.hop_length = meta["n_fft"], meta["win_length"], meta["hop_length"]
+        window = decode_array(meta["window"])  # (win_length,), centred in n_fft as torch.stft does
+        left = (self.n_fft - len(window)) // 2
+        self.window = np.zeros(self.n_fft, np.float32)
+        self.window[left:left + len(window)] = window
+        self.mel = decode_array(meta["mel_filterbank"])  # (n_fft // 2 + 1, n_mels)
+        self.dct = decode_array(meta["dct"]) if meta.get("dct") else None  # (n_mels, n_mfcc)
+        self.mean, self.std = decode_array(meta["mean"]), decode_array(meta["std"])
+        self.dim = len(self.mean)
+        if self.kind not in ("logmel", "mfcc") or self.normalize not in ("utterance", "speaker", "global", "none"):
+            raise ValueError(f"unknown features {self.kind}/{self.normalize}")
+
+    @property
+    def min_samples(self) -> int:
+        return self.hop_length
+
+    def raw(self, wave: np.ndarray) -> np.ndarray:
+        """Un-normalized features (T, F) of one utterance: a frame centred on every multiple of the hop."""
+        wave = np.asarray(wave, np.float32)
+        if len(wave) < self.min_samples:
+            wave = np.pad(wave, (0, self.min_samples - len(wave)))
+        padded = np.pad(wave, (self.n_fft // 2, self.n_fft // 2))
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[::self.hop_length]
+        frames = frames[:len(wave) // self.hop_length + 1]
+        spectrum = np.fft.rfft(frames * self.window, axis=1)
+        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
+        x = np.log(power @ self.mel + LOG_FLOOR)
+        return x @ self.dct if self.dct is not None else x
+
+    def speech_frames(self, wave: np.ndarray, count: int) -> np.ndarray:
+        """(count,) bool: frames whose window's power is within 30 dB of the loudest."""
+        pad = self.win_length // 2
+        power = np.pad(np.asarray(wave, np.float64) ** 2, (pad, pad))
+        sums = np.concatenate([[0.0], np.cumsum(power)])
+        starts = np.arange(0, len(power) - self.win_length + 1, self.hop_length)
+        power = (sums[starts + self.win_length] - sums[starts]) / self.win_length
+        power = np.pad(power, (0, max(count - len(power), 0)))[:count]
+        level = np.log(np.maximum(power, 0) + 1e-12)
+        return level >= level.max() - SPEECH_RANGE
+
+    def own_mean(self, wave: np.ndarray, x: np.ndarray | None = None) -> np.ndarray:
+        x = self.raw(wave) if x is None else x
+        speech = self.speech_frames(wave, len(x))
+        return x[speech].mean(axis=0) if speech.any() else np.zeros(self.dim, np.float32)
+
+    def __call__(self, wave: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+        x = self.raw(wave)
+        if self.normalize == "speaker":
+            mean = self.own_mean(wave, x) if mean is None else np.asarray(mean, np.float32)
+            x = (x - mean) / self.std
+        elif self.normalize == "utterance":
+            mean = x.mean(axis=0)
+            x = (x - mean) / (np.sqrt(((x - mean) ** 2).mean(axis=0)) + 1e-5)
+        elif self.normalize == "global":
+            x = (x - self.mean) / self.std
+        return x.astype(np.float32)
+
+
+class OnnxRecognizer:
+    """An exported model: ``batch_log_probs`` and ``speaker_mean`` as ``Recognizer`` has them."""
+
+    device = "cpu"
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or _cpu_count()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            meta = json.loads(self.session.get_modelmeta().custom_metadata_map[METADATA_KEY])
+        except KeyError:
+            raise AsrError(f"{path}: an ONNX model, but not one asr exported (no 'asr' metadata)") from None
+        except (ValueError, TypeError) as e:
+            raise AsrError(f"{path}: damaged asr metadata ({str(e)[:120]})") from None
+        except Exception as e:  # onnxruntime raises its own classes for unreadable files
+            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise AsrError(f"{path}: not a readable ONNX model ({reason})") from None
+        if meta.get("format") != FORMAT:
+            raise AsrError(f"{path}: not an asr ONNX export")
+        if meta.get("version") != VERSION:
+            raise AsrError(f"{path}: asr ONNX format version {meta.get('version')} is not supported "
+                           f"(this asr reads version {VERSION})")
+        try:
+            self.features = NumpyFeatures(meta)
+            self.vocab = Vocabulary(meta["vocab"])
+            self.frame_seconds = float(meta["frame_seconds"])
+        except (KeyError, ValueError, TypeError, AsrError) as e:
+            raise AsrError(f"{path}: damaged asr metadata ({str(e)[:120]})") from None
+        self.info = meta.get("info", {})
+
+    @property
+    def sample_rate(self) -> int:
+        return self.features.sample_rate
+
+    @property
+    def per_speaker(self) -> bool:
+        return self.features.normalize == "speaker"
+
+    def batch_log_probs(self, waves: list[np.ndarray], means: list | None = None) -> list[np.ndarray]:
+        """One (T, V) float32 array of log-probs per utterance, run as one padded batch."""
+        means = means if means is not None else [None] * len(waves)
+        feats = [self.features(w, None if m is None else np.asarray(m, np.float32)) for w, m in zip(waves, means)]
+        batch = np.zeros((len(feats), max(len(f) for f in feats), self.features.dim), np.float32)
+        for row, f in enumerate(feats):
+            batch[row, :len(f)] = f
+        lengths = np.array([len(f) for f in feats], np.int64)
+        log_probs, frames = self.session.run(None, {"features": batch, "lengths": lengths})
+        return [log_probs[row, :n] for row, n in enumerate(frames.tolist())]
+
+    def speaker_mean(self, blocks: Iterable[np.ndarray]) -> np.ndarray | None:
+        """(F,) mean features over the speech frames of all ``blocks``, as one speaker's."""
+        total, count = np.zeros(self.features.dim, np.float64), 0
+        for block in blocks:
+            x = self.features.raw(block)
+            speech = self.features.speech_frames(block, len(x))
+            total += x[speech].sum(axis=0)
+            count += int(speech.sum())
+        return (total / count).astype(np.float32) if count else None
+
+
+def is_onnx(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an exported model (an .onnx file) rather than a checkpoint."""
+    return Path(path).suffix.lower() == ".onnx"
+
+
+def load_onnx(path: str | os.PathLike, threads: int | None = None) -> OnnxRecognizer:
+    path = Path(path)
+    if not path.is_file():
+        raise AsrError(f"{path}: model not found")
+    if path.stat().st_size == 0:
+        raise AsrError(f"{path}: damaged or not an ONNX model (empty file)")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise AsrError(f"{path}: reading ONNX models needs onnxruntime (pip install \".[runtime]\")") from None
+    return OnnxRecognizer(path, threads)
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

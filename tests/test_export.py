@@ -1,0 +1,134 @@
+"""ONNX export and the torch-free runtime: the same numbers, the same transcripts, no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from asr.api import load  # noqa: E402
+from asr.audio import load_audio  # noqa: E402
+from asr.checkpoint import load_checkpoint  # noqa: E402
+from asr.config import FeatureConfig  # noqa: E402
+from asr.errors import AsrError  # noqa: E402
+from asr.export import export_onnx, front_end_metadata  # noqa: E402
+from asr.features import FeatureExtractor  # noqa: E402
+from asr.runtime import NumpyFeatures, load_onnx  # noqa: E402
+from conftest import OVERFIT_ITEMS, WORDS, fsdd_file  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model, tmp_path_factory):
+    checkpoint, _ = tiny_model
+    out = tmp_path_factory.mktemp("export") / "tiny.onnx"
+    paths = export_onnx(checkpoint, out)
+    assert paths[0] == out and out.stat().st_size > 0
+    return checkpoint, out
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc"])
+@pytest.mark.parametrize("normalize", ["utterance", "speaker", "global", "none"])
+def test_numpy_features_equal_torch_features(kind, normalize):
+    config = FeatureConfig(kind=kind, sample_rate=16000, n_mels=40, n_mfcc=13, normalize=normalize)
+    torch_features = FeatureExtractor(config).eval()
+    torch_features.mean.copy_(torch.linspace(-3, 1, torch_features.dim))
+    torch_features.std.copy_(torch.linspace(0.5, 2, torch_features.dim))
+    numpy_features = NumpyFeatures(front_end_metadata(torch_features))
+    wave = load_audio(fsdd_file(3), 16000)
+    wave = np.concatenate([np.zeros(1234, np.float32), wave, 0.01 * np.ones(777, np.float32)])
+    with torch.no_grad():
+        expected, frames = torch_features(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+    got = numpy_features(wave)
+    assert got.shape == (int(frames[0]), torch_features.dim)
+    np.testing.assert_allclose(got, expected[0].numpy(), atol=2e-4, rtol=1e-4)
+
+
+def test_exported_model_gives_the_checkpoints_log_probs_and_transcripts(exported):
+    checkpoint, onnx_path = exported
+    recognizer, runtime = load_checkpoint(checkpoint), load_onnx(onnx_path)
+    assert runtime.vocab.symbols == recognizer.vocab.symbols
+    assert runtime.frame_seconds == pytest.approx(recognizer.frame_seconds)
+    waves = [load_audio(fsdd_file(d, s, t), 8000) for d, s, t in OVERFIT_ITEMS]
+    waves.append(np.concatenate(waves[:3]) * 0.3)  # longer, quieter, in the same padded batch
+    for a, b in zip(recognizer.batch_log_probs(waves), runtime.batch_log_probs(waves)):
+        assert a.shape == b.shape
+        assert np.abs(a - b).max() < 1e-3
+    with load(checkpoint) as torch_model, load(onnx_path) as onnx_model:
+        paths = [fsdd_file(d, s, t) for d, s, t in OVERFIT_ITEMS]
+        expected = [t.text for t in torch_model.transcribe_many(paths)]
+        got = list(onnx_model.transcribe_many(paths))
+    assert [t.text for t in got] == expected == [WORDS[d] for d, _, _ in OVERFIT_ITEMS]
+    assert all(t.words and t.words[0].end > t.words[0].start for t in got)
+
+
+def test_transcribe_cli_runs_an_exported_model_without_importing_torch(exported):
+    _, onnx_path = exported
+    script = ("import sys; from asr.cli import main; code = main(sys.argv[1:]); "
+              "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)")
+    result = subprocess.run([sys.executable, "-c", script, "transcribe", "--model", str(onnx_path), "--format",
+                             "json", str(fsdd_file(8))], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    assert row["text"] == "eight" and row["words"][0]["word"] == "eight"
+
+
+def test_a_damaged_or_foreign_model_file_is_a_one_line_error(exported, tmp_path):
+    _, onnx_path = exported
+    data = onnx_path.read_bytes()
+    cases = {"empty.onnx": b"", "cut.onnx": data[:len(data) // 2], "noise.onnx": os.urandom(4096)}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+    import onnx
+
+    foreign = onnx.load(str(onnx_path))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    for name in [*cases, "foreign.onnx"]:
+        with pytest.raises(AsrError) as error:
+            load_onnx(tmp_path / name)
+        assert str(error.value).startswith(str(tmp_path / name)) and "\n" not in str(error.value)
+    with pytest.raises(AsrError, match="model not found"):
+        load_onnx(tmp_path / "missing.onnx")
+
+
+class _Payload:
+    """Unpickling this runs a command that leaves a file behind."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_no_model_or_state_file_can_run_code_when_loaded(tmp_path):
+    """A pickle payload in a checkpoint, a training state and an .onnx file: loading each fails
+    with a one-line error (or skips the state), and the payload never runs."""
+    from asr.train_state import load_latest_state, state_dir
+
+    marker = tmp_path / "ran"
+    checkpoint = tmp_path / "evil.pt"
+    torch.save({"format": "asr-ctc-checkpoint", "version": 1, "model_state": _Payload(marker)}, checkpoint)
+    with pytest.raises(AsrError, match="damaged checkpoint"):
+        load_checkpoint(checkpoint)
+
+    state_dir(tmp_path / "exp").mkdir(parents=True)
+    torch.save({"format": "asr-train-state", "step": 5, "rng": _Payload(marker)},
+               state_dir(tmp_path / "exp") / "step-00000005.pt")
+    assert load_latest_state(tmp_path / "exp") is None
+
+    (tmp_path / "evil.onnx").write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(AsrError, match="not a readable ONNX model"):
+        load_onnx(tmp_path / "evil.onnx")
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(_Payload(marker)))  # the payload is live: unpickled, it does run
+    assert marker.exists()
