@@ -5,12 +5,17 @@ then verifies the archive's published digest (sha256 or md5) before the archive 
 its final name; a mismatch is an error naming the file and both digests, and nothing
 is extracted. ``extract`` checks every member of a tar or zip archive first and
 refuses absolute paths, ``..`` components, links that point outside the target
-folder and device files; a finished extraction leaves a marker, so it happens once.
+folder and device files, and reads the archive through, so a cut-off download that no
+checksum guards (FSDD, AN4) is caught before anything is unpacked; it unpacks into a
+temporary folder and moves the result into place when complete, then leaves a marker, so it
+happens once and never half.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -18,6 +23,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -67,12 +73,15 @@ def fetch(archive: Archive, download_dir: Path, timeout: float = 60) -> Path:
     partial = target.with_name(target.name + ".part")
     have = partial.stat().st_size if partial.is_file() else 0
     request = urllib.request.Request(archive.url, headers={"Range": f"bytes={have}-"} if have else {})
+    expected = None  # the complete file's size, when the server says
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             resumed = have and response.status == 206
-            total = response.headers.get("Content-Length")
+            length = response.headers.get("Content-Length")
+            if length and length.isdigit():
+                expected = int(length) + (have if resumed else 0)
             print(f"downloading {archive.url}" + (f" (resuming at {have:,} bytes)" if resumed else "")
-                  + (f", {int(total) / 1e6:,.0f} MB" if total else ""), file=sys.stderr)
+                  + (f", {int(length) / 1e6:,.0f} MB" if length and length.isdigit() else ""), file=sys.stderr)
             with open(partial, "ab" if resumed else "wb") as f:
                 shutil.copyfileobj(response, f, CHUNK)
     except urllib.error.HTTPError as e:
@@ -80,10 +89,22 @@ def fetch(archive: Archive, download_dir: Path, timeout: float = 60) -> Path:
             pass
         else:
             raise AsrError(f"{archive.url}: download failed (HTTP {e.code} {e.reason})") from None
-    except (urllib.error.URLError, OSError) as e:
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise AsrError(f"{partial}: disk full while downloading {archive.url}; free space and rerun "
+                           "(the download resumes where it stopped)") from None
+        if not isinstance(e, urllib.error.URLError) and not isinstance(e, (ConnectionError, TimeoutError)):
+            raise AsrError(f"{partial}: cannot write the download ({e.strerror or e})") from None
         reason = getattr(e, "reason", e)
         raise AsrError(f"{archive.url}: cannot download ({reason}); no network? Download it elsewhere and pass "
                        f"--data-dir, or put the archive at {target}") from None
+    except http.client.HTTPException as e:  # the connection broke mid-body
+        raise AsrError(f"{archive.url}: download broke off ({type(e).__name__}) at {partial.stat().st_size:,} "
+                       "bytes; rerun to resume") from None
+    got = partial.stat().st_size
+    if expected is not None and got != expected:  # a connection that closed early reads as a short file
+        raise AsrError(f"{archive.url}: download ended early ({got:,} of {expected:,} bytes); rerun to resume "
+                       f"from {partial}")
     _verify_or_set_aside(partial, target, archive.digest)
     os.replace(partial, target)
     return target
@@ -110,23 +131,46 @@ def _check_member(name: str, link: str | None, is_symlink: bool, root: Path, arc
             raise AsrError(f"{archive}: refusing link that points outside the target folder: {name} -> {link}")
 
 
-def check_archive(archive: Path, root: Path) -> None:
-    """Raise if any member of ``archive`` would land outside ``root``; nothing is written."""
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            for info in z.infolist():
-                is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-                _check_member(info.filename, z.read(info).decode() if is_link else None, True, root, archive)
-        return
+class IncompleteArchive(AsrError):
+    """The archive cannot be read through: cut off, or damaged."""
+
+
+MAX_RATIO = 200  # an archive that unpacks to more than this many times its size is refused (a bomb)
+
+
+def check_archive(archive: Path, root: Path, max_bytes: float | None = None) -> None:
+    """Read ``archive`` through and raise if it is incomplete or damaged (a cut-off download
+    with no checksum to catch it), if any member would land outside ``root``, or if it would
+    unpack to more than ``max_bytes`` (default: ``MAX_RATIO`` times its own size). Nothing is written."""
+    archive = Path(archive)
+    limit = max_bytes if max_bytes is not None else MAX_RATIO * max(archive.stat().st_size, 1 << 20)
+    total = 0
     try:
-        with tarfile.open(archive) as tar:
-            for member in tar:
-                if member.isdev() or member.isfifo():
-                    raise AsrError(f"{archive}: refusing device or pipe member: {member.name}")
-                link = member.linkname if (member.issym() or member.islnk()) else None
-                _check_member(member.name, link, member.issym(), root, archive)
-    except tarfile.TarError as e:
-        raise AsrError(f"{archive}: not a readable tar or zip archive ({e})") from None
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                bad = z.testzip()  # every member's CRC: the whole archive is read
+                if bad is not None:
+                    raise zipfile.BadZipFile(f"member {bad} is damaged")
+                for info in z.infolist():
+                    is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+                    _check_member(info.filename, z.read(info).decode() if is_link else None, True, root, archive)
+                    total += info.file_size
+        else:
+            with tarfile.open(archive) as tar:
+                for member in tar:  # iterating decompresses the whole stream, so a cut-off one fails here
+                    if member.isdev() or member.isfifo():
+                        raise AsrError(f"{archive}: refusing device or pipe member: {member.name}")
+                    link = member.linkname if (member.issym() or member.islnk()) else None
+                    _check_member(member.name, link, member.issym(), root, archive)
+                    total += member.size
+                    if total > limit:
+                        break
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise IncompleteArchive(f"{archive}: incomplete or damaged archive ({reason})") from None
+    if total > limit:
+        raise AsrError(f"{archive}: unpacks to more than {limit / 1e9:.1f} GB ({MAX_RATIO}x its size); refusing "
+                       "it as a possible archive bomb")
 
 
 def _extracted_marker(root: Path, archive_name: str) -> Path:
@@ -134,7 +178,10 @@ def _extracted_marker(root: Path, archive_name: str) -> Path:
 
 
 def extract(archive: Path, root: Path) -> Path:
-    """Unpack ``archive`` into ``root`` once (a marker records it); returns ``root``."""
+    """Unpack ``archive`` into ``root`` once (a marker records it); returns ``root``. The archive
+    is checked through first, then unpacked into a temporary folder inside ``root`` whose
+    contents are moved into place only when it is complete: an interrupted extraction leaves
+    no partial corpus that a rerun would take for the whole."""
     root = Path(root)
     marker = _extracted_marker(root, Path(archive).name)
     if marker.is_file():
@@ -142,19 +189,52 @@ def extract(archive: Path, root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     check_archive(Path(archive), root)
     print(f"extracting {archive} into {root}", file=sys.stderr)
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as z:
-            z.extractall(root)
-    else:
-        with tarfile.open(archive) as tar:
-            tar.extractall(root, filter="data" if hasattr(tarfile, "data_filter") else None)
+    staging = root / f".extracting-{Path(archive).name}"
+    shutil.rmtree(staging, ignore_errors=True)  # what an interrupted run left
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as z:
+                z.extractall(staging)
+        else:
+            with tarfile.open(archive) as tar:
+                tar.extractall(staging, filter="data" if hasattr(tarfile, "data_filter") else None)
+        _move_into(staging, root)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            raise AsrError(f"{root}: disk full while extracting {archive}; free space and rerun") from None
+        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
+        raise AsrError(f"{archive}: extraction failed ({reason}); nothing was kept") from None
+    shutil.rmtree(staging, ignore_errors=True)
     marker.touch()
     return root
 
 
+def _move_into(source: Path, target: Path) -> None:
+    """Move the tree ``source`` into ``target``, merging folders (archives of one corpus share a
+    top folder, e.g. LibriSpeech/) and replacing files that are already there."""
+    for entry in source.iterdir():
+        there = target / entry.name
+        if entry.is_dir() and not entry.is_symlink() and there.is_dir() and not there.is_symlink():
+            _move_into(entry, there)
+            continue
+        if there.is_dir() and not there.is_symlink():
+            shutil.rmtree(there)
+        elif there.exists() or there.is_symlink():
+            there.unlink()
+        os.replace(entry, there)
+
+
 def fetch_and_extract(archive: Archive, download_dir: Path, root: Path | None = None) -> Path:
-    """Download, verify and unpack into ``root`` (default: ``download_dir``), once."""
+    """Download, verify and unpack into ``root`` (default: ``download_dir``), once. A downloaded
+    archive that turns out incomplete is set aside as .bad, so that a rerun downloads it again."""
     root = Path(root or download_dir)
     if _extracted_marker(root, archive.name).is_file():
         return root
-    return extract(fetch(archive, download_dir), root)
+    path = fetch(archive, download_dir)
+    try:
+        return extract(path, root)
+    except IncompleteArchive as e:
+        bad = path.with_name(path.name + ".bad")
+        os.replace(path, bad)
+        raise AsrError(f"{e}; set aside as {bad.name}: rerun to download it again") from None

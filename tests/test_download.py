@@ -12,13 +12,14 @@ import zipfile
 
 import pytest
 
-from asr.download import Archive, extract, fetch, fetch_and_extract
+from asr.download import Archive, check_archive, extract, fetch, fetch_and_extract
 from asr.errors import AsrError
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
     files: dict = {}
     ranges: list = []
+    cut: dict = {}  # path -> bytes to send before closing the connection, whatever Content-Length says
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         body = self.files.get(self.path)
@@ -39,7 +40,7 @@ class _Files(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(len(body) - start))
         self.end_headers()
-        self.wfile.write(body[start:])
+        self.wfile.write(body[start:start + self.cut.pop(self.path, len(body))])
 
     def log_message(self, *args):
         pass
@@ -48,7 +49,7 @@ class _Files(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Files)
-    _Files.files, _Files.ranges = {}, []
+    _Files.files, _Files.ranges, _Files.cut = {}, [], {}
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", _Files
@@ -175,5 +176,75 @@ def test_unsafe_zip_members_are_refused(tmp_path):
 def test_a_damaged_archive_is_a_one_line_error(tmp_path):
     archive = tmp_path / "broken.tar.gz"
     archive.write_bytes(b"\x1f\x8b not really gzip")
-    with pytest.raises(AsrError, match="broken.tar.gz: not a readable tar or zip archive"):
+    with pytest.raises(AsrError, match="broken.tar.gz: incomplete or damaged archive"):
         extract(archive, tmp_path / "out")
+
+
+def test_a_connection_that_closes_early_is_not_taken_for_the_whole_file(server, tmp_path):
+    url, files = server
+    body = _tar({"corpus/a.txt": b"a" * 50000, "corpus/b.txt": bytes(range(256)) * 400})
+    files.files["/c.tar.gz"] = body
+    files.cut["/c.tar.gz"] = len(body) // 3  # no checksum pinned, as for FSDD and AN4
+    with pytest.raises(AsrError, match=r"c.tar.gz: (download ended early|download broke off)"):
+        fetch_and_extract(Archive(f"{url}/c.tar.gz", ""), tmp_path)
+    assert not (tmp_path / "c.tar.gz").exists() and (tmp_path / "c.tar.gz.part").is_file()
+    root = fetch_and_extract(Archive(f"{url}/c.tar.gz", ""), tmp_path)  # the rerun resumes
+    assert files.ranges[-1] == f"bytes={len(body) // 3}-"
+    assert (root / "corpus" / "b.txt").read_bytes() == bytes(range(256)) * 400
+
+
+def test_a_cut_off_archive_without_checksum_is_set_aside_not_extracted(server, tmp_path):
+    url, files = server
+    body = _tar({"corpus/a.txt": bytes(range(256)) * 4000})
+    files.files["/c.tar.gz"] = body[:len(body) // 2]  # the server itself has a cut-off copy
+    with pytest.raises(AsrError, match=r"c.tar.gz: incomplete or damaged archive .*set aside as c.tar.gz.bad"):
+        fetch_and_extract(Archive(f"{url}/c.tar.gz", ""), tmp_path)
+    assert not (tmp_path / "corpus").exists() and (tmp_path / "c.tar.gz.bad").is_file()
+    files.files["/c.tar.gz"] = body
+    root = fetch_and_extract(Archive(f"{url}/c.tar.gz", ""), tmp_path)  # downloaded afresh
+    assert (root / "corpus" / "a.txt").read_bytes() == bytes(range(256)) * 4000
+
+
+def test_an_interrupted_extraction_leaves_no_partial_corpus(tmp_path, monkeypatch):
+    import errno
+
+    archive = tmp_path / "c.tar.gz"
+    archive.write_bytes(_tar({f"corpus/{i}.txt": b"x" * 100 for i in range(20)}))
+    real = tarfile.TarFile.extractall
+
+    def disk_full(self, path, *args, **kwargs):
+        real(self, path, *args, **kwargs)  # every file written, then the disk fills
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", disk_full)
+    with pytest.raises(AsrError, match="disk full while extracting"):
+        extract(archive, tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []  # no corpus/, no marker, no staging folder
+    monkeypatch.setattr(tarfile.TarFile, "extractall", real)
+    assert len(list((extract(archive, tmp_path / "out") / "corpus").iterdir())) == 20
+
+
+def test_what_tarfiles_own_filter_refuses_is_a_one_line_error_and_leaves_nothing(tmp_path, monkeypatch):
+    import asr.download
+
+    archive = tmp_path / "c.tar.gz"
+    archive.write_bytes(_tar({"corpus/a.txt": b"ok"}, {"corpus/z": ("../../outside", tarfile.SYMTYPE)}))
+    monkeypatch.setattr(asr.download, "_check_member", lambda *args: None)  # as if our check missed it
+    with pytest.raises(AsrError, match="c.tar.gz: extraction failed"):
+        extract(archive, tmp_path / "out")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []
+
+
+def test_parts_of_one_corpus_merge_under_their_shared_folder(tmp_path):
+    for part in ("dev", "test"):
+        (tmp_path / f"{part}.tar.gz").write_bytes(_tar({f"Corpus/{part}/a.txt": part.encode()}))
+        extract(tmp_path / f"{part}.tar.gz", tmp_path / "out")
+    assert (tmp_path / "out/Corpus/dev/a.txt").read_bytes() == b"dev"
+    assert (tmp_path / "out/Corpus/test/a.txt").read_bytes() == b"test"
+
+
+def test_an_archive_bomb_is_refused(tmp_path):
+    archive = tmp_path / "bomb.tar.gz"
+    archive.write_bytes(_tar({"corpus/zeros": bytes(100_000)}))
+    with pytest.raises(AsrError, match="possible archive bomb"):
+        check_archive(archive, tmp_path / "out", max_bytes=50_000)

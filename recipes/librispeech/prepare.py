@@ -42,8 +42,7 @@ ARCHIVES = {  # published digests of the archives
 def download(download_dir: Path, parts: list[str]) -> Path:
     """Fetch, verify and extract ``parts``; returns the LibriSpeech/ folder."""
     for part in parts:
-        if not (download_dir / "LibriSpeech" / part).is_dir():
-            fetch_and_extract(ARCHIVES[part], download_dir)
+        fetch_and_extract(ARCHIVES[part], download_dir)  # once: a marker, written when complete, says so
     return download_dir / "LibriSpeech"
 
 
