@@ -12,7 +12,6 @@ import torch
 from asr.config import AugmentConfig, SpecAugmentConfig
 from asr.errors import AsrError
 
-NOISE_KINDS = ("white", "pink", "babble")
 
 
 EQ_POINTS = 8  # control points of the random gain curve (``eq_db``), evenly spaced in mels
@@ -33,16 +32,6 @@ class WaveAugment:
     per utterance."""
 
     def __init__(self, config: AugmentConfig, sample_rate: int, generator: torch.Generator):
-        unknown = sorted(set(config.noise_kinds) - set(NOISE_KINDS))
-        if unknown:
-            raise AsrError(f"augment.noise_kinds: unknown kind(s) {', '.join(unknown)} "
-                           f"(choose from: {', '.join(NOISE_KINDS)})")
-        if len(config.snr_db) != 2 or config.snr_db[0] > config.snr_db[1]:
-            raise AsrError(f"augment.snr_db must be [low, high], got {list(config.snr_db)}")
-        if config.eq_db < 0 or config.volume_db < 0:
-            raise AsrError(f"augment.volume_db and augment.eq_db must be >= 0 (got {config.volume_db}, {config.eq_db})")
-        if any(f <= 0 for f in config.speeds):
-            raise AsrError(f"augment.speeds must be positive, got {list(config.speeds)}")
         self.config = config
         self.rate = sample_rate
         self.generator = generator

@@ -8,9 +8,11 @@ Unknown keys are errors, never silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import yaml
@@ -18,117 +20,187 @@ import yaml
 from asr.errors import AsrError
 
 
+def bounded(default, low: float | None = None, high: float | None = None, above: float | None = None,
+            below: float | None = None):
+    """A numeric field (or each item of a tuple field) that must lie within bounds: ``low <= x <=
+    high``, ``above < x < below``. Checked whenever a config is built, from a file, the command
+    line or a checkpoint."""
+    bounds = {"low": low, "high": high, "above": above, "below": below}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=bounds)
+    return field(default=default, metadata=bounds)
+
+
+class _Checked:
+    """Dataclass mix-in: every field is checked against its type's ``Literal`` choices and its
+    ``bounded`` range when the config is built; an error names the key (``section.key``)."""
+
+    SECTION = ""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            where = _join(self.SECTION, f.name)
+            items = value if isinstance(value, tuple) else (value,)
+            hint = hints[f.name]
+            if typing.get_origin(hint) is tuple:
+                hint = typing.get_args(hint)[0]
+            if typing.get_origin(hint) is Literal:
+                choices = typing.get_args(hint)
+                for item in items:
+                    if item not in choices:
+                        raise AsrError(f"config key {where}: expected one of {', '.join(map(repr, choices))}, "
+                                       f"got {item!r}")
+            bounds = {k: v for k, v in f.metadata.items() if v is not None}
+            for item in items:
+                if bounds and (not isinstance(item, (int, float)) or isinstance(item, bool)
+                               or not math.isfinite(item) or not _within(item, **bounds)):
+                    raise AsrError(f"config key {where}: expected a number {_describe(**bounds)}, got {value!r}")
+        self.check()
+
+    def check(self) -> None:
+        """Rules between fields, for sections that have them."""
+
+
+def _within(x, low=None, high=None, above=None, below=None) -> bool:
+    return ((low is None or x >= low) and (high is None or x <= high) and (above is None or x > above)
+            and (below is None or x < below))
+
+
+def _describe(low=None, high=None, above=None, below=None) -> str:
+    parts = [f">= {low:g}" if low is not None else "", f"> {above:g}" if above is not None else "",
+             f"<= {high:g}" if high is not None else "", f"< {below:g}" if below is not None else ""]
+    return " and ".join(p for p in parts if p)
+
+
 @dataclass(frozen=True)
-class FeatureConfig:
-    kind: str = "logmel"  # "logmel" or "mfcc"
-    sample_rate: int = 16000  # Hz; audio at any other rate is resampled to this
-    n_mels: int = 80
-    n_mfcc: int = 40  # used when kind == "mfcc"
-    win_ms: float = 25.0  # analysis window, milliseconds
-    hop_ms: float = 10.0  # frame shift, milliseconds
-    n_fft: int = 0  # 0: the next power of two >= the window
+class FeatureConfig(_Checked):
+    SECTION = "features"
+    kind: Literal["logmel", "mfcc"] = "logmel"
+    sample_rate: int = bounded(16000, low=1)  # Hz; audio at any other rate is resampled to this
+    n_mels: int = bounded(80, low=1)
+    n_mfcc: int = bounded(40, low=1)  # used when kind == "mfcc"
+    win_ms: float = bounded(25.0, above=0)  # analysis window, milliseconds
+    hop_ms: float = bounded(10.0, above=0)  # frame shift, milliseconds
+    n_fft: int = bounded(0, low=0)  # 0: the next power of two >= the window
     # "utterance", "speaker" (each speaker's mean, manifest field "speaker"), "global"
     # (training-set statistics) or "none"
-    normalize: str = "utterance"
+    normalize: Literal["utterance", "speaker", "global", "none"] = "utterance"
+
+    def check(self) -> None:
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:
+            raise AsrError(f"config key features.n_mfcc ({self.n_mfcc}) must not exceed features.n_mels ({self.n_mels})")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    rnn_type: str = "gru"  # "gru" or "lstm"
-    hidden_size: int = 256  # per direction
-    num_layers: int = 3
-    dropout: float = 0.1
-    conv_channels: int = 256
-    conv_kernel: int = 5
-    conv_strides: tuple[int, ...] = (2,)  # one 1-D conv layer per entry; their product subsamples time
+class ModelConfig(_Checked):
+    SECTION = "model"
+    rnn_type: Literal["gru", "lstm"] = "gru"
+    hidden_size: int = bounded(256, low=1)  # per direction
+    num_layers: int = bounded(3, low=1)
+    dropout: float = bounded(0.1, low=0, below=1)
+    conv_channels: int = bounded(256, low=1)
+    conv_kernel: int = bounded(5, low=1)
+    conv_strides: tuple[int, ...] = bounded((2,), low=1)  # one 1-D conv layer per entry; their product subsamples time
 
 
 @dataclass(frozen=True)
-class UnitConfig:
+class UnitConfig(_Checked):
     """What the model outputs. Characters; or characters and subword pieces learned from the
     training transcripts (BPE), which lets greedy decoding emit whole words: on FSDD every
     digit word becomes one unit (see recipes/fsdd/RESULTS.md)."""
 
-    kind: str = "char"  # "char" or "bpe"
-    size: int = 256  # bpe: units in all (blank, characters, pieces); fewer when the text has fewer
+    SECTION = "units"
+    kind: Literal["char", "bpe"] = "char"
+    size: int = bounded(256, low=2)  # bpe: units in all (blank, characters, pieces); fewer when the text has fewer
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Checked):
+    SECTION = "data"
     train_manifest: str = ""
     dev_manifest: str = ""
-    batch_seconds: float = 120.0  # total audio per batch, seconds
-    max_batch_size: int = 64
-    max_duration: float = 30.0  # longer training utterances are skipped (seconds)
-    sorted_epochs: int = 1  # first epochs see batches shortest first (SortaGrad), then shuffled
-    num_workers: int = 1
+    batch_seconds: float = bounded(120.0, above=0)  # total audio per batch, seconds
+    max_batch_size: int = bounded(64, low=1)
+    max_duration: float = bounded(30.0, above=0)  # longer training utterances are skipped (seconds)
+    sorted_epochs: int = bounded(1, low=0)  # first epochs see batches shortest first (SortaGrad), then shuffled
+    num_workers: int = bounded(1, low=0)
 
 
 @dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 2e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 200
-    final_lr_ratio: float = 0.05  # cosine decay to lr * this at the last step
-    grad_clip: float = 5.0
+class OptimConfig(_Checked):
+    SECTION = "optim"
+    lr: float = bounded(2e-3, above=0)
+    weight_decay: float = bounded(1e-2, low=0)
+    warmup_steps: int = bounded(200, low=0)
+    final_lr_ratio: float = bounded(0.05, low=0, high=1)  # cosine decay to lr * this at the last step
+    grad_clip: float = bounded(5.0, above=0)
 
 
 @dataclass(frozen=True)
-class SpecAugmentConfig:
-    freq_masks: int = 2
-    freq_width: int = 15  # bins
-    time_masks: int = 2
-    time_width: float = 0.05  # fraction of the utterance, at most
+class SpecAugmentConfig(_Checked):
+    SECTION = "specaugment"
+    freq_masks: int = bounded(2, low=0)
+    freq_width: int = bounded(15, low=0)  # bins
+    time_masks: int = bounded(2, low=0)
+    time_width: float = bounded(0.05, low=0, high=1)  # fraction of the utterance, at most
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(_Checked):
     """Waveform augmentation of training batches (on the model's device), then VTLP of their
     features, before SpecAugment.
     Off by default; what helped where is in recipes/*/RESULTS.md (synth: speed perturbation;
     FSDD voices never heard: eq_db=8). E.g. speeds=[0.9,1.0,1.1] volume_db=6 noise_prob=0.5
     eq_db=8."""
 
-    speeds: tuple[float, ...] = (1.0,)  # speed perturbation: one factor per utterance, e.g. [0.9, 1.0, 1.1]
-    volume_db: float = 0.0  # gain drawn from [-volume_db, +volume_db] dB per utterance (0: off)
-    eq_db: float = 0.0  # channel colouring: a smooth random gain curve over frequency, gains drawn
+    SECTION = "augment"
+    speeds: tuple[float, ...] = bounded((1.0,), above=0)  # speed perturbation: one factor per utterance, e.g. [0.9, 1.0, 1.1]
+    volume_db: float = bounded(0.0, low=0)  # gain drawn from [-volume_db, +volume_db] dB per utterance (0: off)
+    eq_db: float = bounded(0.0, low=0)  # channel colouring: a smooth random gain curve over frequency, gains drawn
     #                     from [-eq_db, +eq_db] dB at points spread on the mel scale (0: off)
-    noise_prob: float = 0.0  # share of utterances that get additive noise
+    noise_prob: float = bounded(0.0, low=0, high=1)  # share of utterances that get additive noise
     snr_db: tuple[float, ...] = (10.0, 30.0)  # signal-to-noise ratio range, dB
     noise: str = ""  # a folder of noise recordings or a manifest; empty: generated noise
-    noise_kinds: tuple[str, ...] = ("white", "pink", "babble")  # generated kinds (babble: other utterances)
-    reverb_prob: float = 0.0  # share of utterances convolved with a simulated room response
-    vtlp: float = 0.0  # vocal tract length perturbation of the log-mel features: each utterance's
+    noise_kinds: tuple[Literal["white", "pink", "babble"], ...] = ("white", "pink", "babble")  # generated kinds (babble: other utterances)
+    reverb_prob: float = bounded(0.0, low=0, high=1)  # share of utterances convolved with a simulated room response
+    vtlp: float = bounded(0.0, low=0, below=0.5)  # vocal tract length perturbation of the log-mel features: each utterance's
     #                    frequency axis scaled by a factor drawn from [1 - vtlp, 1 + vtlp] (0: off; e.g. 0.1)
+
+    def check(self) -> None:
+        if len(self.snr_db) != 2 or self.snr_db[0] > self.snr_db[1]:
+            raise AsrError(f"config key augment.snr_db: expected [low, high], got {list(self.snr_db)}")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Checked):
     exp_dir: str = "exp/run"
-    epochs: int = 20
-    max_minutes: float = 0.0  # stop after this much wall time (0: no limit); the best checkpoint is kept
+    epochs: int = bounded(20, low=1)
+    max_minutes: float = bounded(0.0, low=0)  # stop after this much wall time (0: no limit); the best checkpoint is kept
     seed: int = 1234
     init_from: str = ""  # a model checkpoint (best.pt) whose weights start the run: fine-tuning. Its
     #                      vocabulary and feature statistics are kept; its features and model sections
     #                      (dropout aside) must equal this config's
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1", ...
     amp: bool = True  # autocast on CUDA; ignored on the CPU
-    amp_dtype: str = "bfloat16"  # or "float16" (with a gradient scaler), for GPUs without bf16
-    threads: int = 0  # torch intra-op threads on the CPU (0: torch's default; 1 when step_threads > 1)
-    step_threads: int = 0  # CPU only: each batch is split into this many chunks whose forward and
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"  # or "float16" (with a gradient scaler), for GPUs without bf16
+    threads: int = bounded(0, low=0)  # torch intra-op threads on the CPU (0: torch's default; 1 when step_threads > 1)
+    step_threads: int = bounded(0, low=0)  # CPU only: each batch is split into this many chunks whose forward and
     #                        backward run in parallel threads (0: one per core). Small RNN ops use
     #                        cores poorly, chunks use them well; gradients are summed in a fixed order.
     #                        Threads draw dropout masks from one generator in no fixed order: for
     #                        bitwise-repeatable runs with dropout, set step_threads=1.
     compile: bool = False  # torch.compile the model step (dynamic shapes); on the CPU the step then runs
     #                        in one thread (step_threads is ignored). The first batches compile (slow).
-    log_every: int = 20  # steps between log-file lines
-    checkpoint_every: int = 0  # steps between resumable training states (0: at the end of each epoch only)
-    keep_checkpoints: int = 3  # training states kept in exp_dir/state (the newest)
-    max_bad_steps: int = 20  # a NaN/inf loss or gradient skips the step; this many in a row stop the run
-    early_stop_patience: int = 0  # stop after this many epochs without a better dev WER (0: never)
+    log_every: int = bounded(20, low=1)  # steps between log-file lines
+    checkpoint_every: int = bounded(0, low=0)  # steps between resumable training states (0: at the end of each epoch only)
+    keep_checkpoints: int = bounded(3, low=1)  # training states kept in exp_dir/state (the newest)
+    dist_timeout: float = bounded(600.0, above=0)  # seconds a multi-GPU collective waits for the other processes
+    max_bad_steps: int = bounded(20, low=1)  # a NaN/inf loss or gradient skips the step; this many in a row stop the run
+    early_stop_patience: int = bounded(0, low=0)  # stop after this many epochs without a better dev WER (0: never)
     tensorboard: bool = True  # event files in exp_dir/tensorboard
-    average_last: int = 5  # at the end, also try the mean weights of the last N epochs (0: off);
+    average_last: int = bounded(5, low=0)  # at the end, also try the mean weights of the last N epochs (0: off);
     #                        it becomes best.pt when its dev WER is no higher than the best epoch's
     features: FeatureConfig = field(default_factory=FeatureConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -206,6 +278,8 @@ def _coerce(hint, value, where: str):
         (item_type, _) = typing.get_args(hint)
         return tuple(_coerce(item_type, v, where) for v in value)
     if origin in (typing.Union, types.UnionType):
+        return value
+    if origin is Literal:  # the choices are checked when the config is built
         return value
     if hint is float and isinstance(value, (int, str)) and not isinstance(value, bool):
         try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from asr.errors import AsrError
 from asr.config import ModelConfig
 from asr.features import lengths_to_mask
 
@@ -80,8 +79,6 @@ class CTCModel(nn.Module):
 
     def __init__(self, config: ModelConfig, in_dim: int, vocab_size: int):
         super().__init__()
-        if config.rnn_type not in ("gru", "lstm"):
-            raise AsrError(f"model.rnn_type must be 'gru' or 'lstm', not {config.rnn_type!r}")
         self.config = config
         self.front = ConvFrontEnd(in_dim, config.conv_channels, config.conv_kernel, config.conv_strides)
         dims = [self.front.out_dim] + [2 * config.hidden_size] * config.num_layers

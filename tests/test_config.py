@@ -34,3 +34,25 @@ def test_wrong_types_and_bad_files(tmp_path):
     bad.write_text("epochs: [1\n")
     with pytest.raises(AsrError, match="not valid YAML"):
         load_train_config(str(bad))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("features.kind=mel", "features.kind: expected one of 'logmel', 'mfcc', got 'mel'"),
+    ("features.normalize=speakers", "features.normalize: expected one of"),
+    ("features.hop_ms=0", r"features.hop_ms: expected a number > 0, got 0.0"),
+    ("features.sample_rate=-8000", "features.sample_rate: expected a number >= 1"),
+    ("model.rnn_type=transformer", "model.rnn_type: expected one of 'gru', 'lstm'"),
+    ("model.hidden_size=-5", "model.hidden_size: expected a number >= 1"),
+    ("model.conv_strides=[2,0]", r"model.conv_strides: expected a number >= 1, got \(2, 0\)"),
+    ("model.dropout=1.0", "model.dropout: expected a number >= 0 and < 1"),
+    ("data.batch_seconds=0", "data.batch_seconds: expected a number > 0"),
+    ("optim.lr=.nan", "optim.lr: expected a number > 0, got nan"),
+    ("keep_checkpoints=0", "keep_checkpoints: expected a number >= 1, got 0"),
+    ("epochs=0", "epochs: expected a number >= 1"),
+    ("amp_dtype=float8", "amp_dtype: expected one of 'bfloat16', 'float16'"),
+    ("augment.noise_prob=2", "augment.noise_prob: expected a number >= 0 and <= 1"),
+    ("units.kind=word", "units.kind: expected one of 'char', 'bpe'"),
+])
+def test_config_values_are_checked_when_loaded(override, message):
+    with pytest.raises(AsrError, match=message):
+        load_train_config(None, [override])
