@@ -16,6 +16,7 @@ import torch
 from asr.config import FeatureConfig, ModelConfig, from_dict, to_dict
 from asr.errors import AsrError
 from asr.features import FeatureExtractor
+from asr.files import atomic_write
 from asr.model import CTCModel
 from asr.recognizer import Recognizer
 from asr.text import Vocabulary
@@ -37,9 +38,8 @@ def save_checkpoint(path: str | os.PathLike, recognizer: Recognizer) -> None:
         "model_state": {k: v.cpu() for k, v in recognizer.model.state_dict().items()},
         "info": recognizer.info,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Recognizer:

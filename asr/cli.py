@@ -226,6 +226,7 @@ def cmd_transcribe(args) -> int:
 
     from asr.api import Model, is_exported, load_recognizer
     from asr.errors import AsrError
+    from asr.files import atomic_write
     from asr.inputs import collect_inputs, stdin_to_file
     from asr.outputs import FORMATS, render
     from asr.segment import SegmentOptions
@@ -255,9 +256,8 @@ def cmd_transcribe(args) -> int:
             t = replace_path(t, item.label)
             if args.output_dir:
                 for f in formats:
-                    out = Path(args.output_dir) / f"{item.name}.{f}"
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    out.write_text(render(t, f), encoding="utf-8")
+                    with atomic_write(Path(args.output_dir) / f"{item.name}.{f}") as out:
+                        out.write_text(render(t, f), encoding="utf-8")
             elif fmt == "json":
                 row = t.as_dict()
                 if args.nbest > 1:

@@ -20,6 +20,7 @@ import soundfile as sf
 from asr.audio import audio_duration, load_audio
 from asr.data import write_manifest
 from asr.errors import AsrError
+from asr.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,8 @@ def convert(job: Conversion) -> float:
     if job.target.is_file():
         return audio_duration(job.target)
     samples = load_audio(job.source, job.sample_rate, job.start, job.end, job.raw)
-    job.target.parent.mkdir(parents=True, exist_ok=True)
-    partial = job.target.with_name(job.target.name + ".tmp")
-    sf.write(str(partial), samples, job.sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(partial, job.target)
+    with atomic_write(job.target) as partial:
+        sf.write(str(partial), samples, job.sample_rate, subtype="PCM_16", format="WAV")
     return len(samples) / job.sample_rate
 
 

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from asr.audio import audio_duration, load_audio
 from asr.errors import AsrError
+from asr.files import atomic_write
 from asr.text import Vocabulary, normalize_text
 
 
@@ -62,10 +63,11 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             if not audio.is_file():
                 raise AsrError(f"{where}: audio file not found: {audio}")
             duration = entry.get("duration")
-            if not isinstance(duration, (int, float)) or isinstance(duration, bool) or duration <= 0:
-                if duration is not None:
-                    raise AsrError(f"{where}: 'duration' must be a positive number of seconds")
+            if duration is None:
                 duration = audio_duration(audio)
+            elif (not isinstance(duration, (int, float)) or isinstance(duration, bool) or not math.isfinite(duration)
+                  or duration <= 0):  # JSON readers take NaN and Infinity, which would break length bucketing
+                raise AsrError(f"{where}: 'duration' must be a positive, finite number of seconds, got {duration!r}")
             speaker = entry.get("speaker")
             if speaker is not None and not isinstance(speaker, (str, int)):
                 raise AsrError(f"{where}: 'speaker' must be a string or a number")
@@ -78,13 +80,9 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
 
 def write_manifest(path: str | os.PathLike, entries: list[dict]) -> None:
     """Write entries as JSON Lines, atomically (a half-written manifest never exists)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for entry in entries:
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 @dataclass

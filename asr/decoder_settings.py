@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from asr.errors import AsrError
+from asr.files import atomic_write
 from asr.text import Vocabulary
 
 PATH_FIELDS = ("lm", "lexicon", "hotwords")
@@ -86,9 +87,8 @@ def save_settings(checkpoint: str | os.PathLike, settings: DecoderSettings, **ex
         value = stored.get(key)
         if value and Path(value).exists():
             stored[key] = os.path.relpath(Path(value).resolve(), path.parent.resolve())
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"settings": stored, **extra}, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps({"settings": stored, **extra}, indent=2) + "\n")
     return path
 
 

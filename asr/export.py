@@ -23,6 +23,7 @@ import torch
 from asr.checkpoint import load_checkpoint
 from asr.config import to_dict
 from asr.decoder_settings import PATH_FIELDS, load_settings, save_settings, settings_path
+from asr.files import atomic_write
 from asr.runtime import FORMAT, METADATA_KEY, VERSION, encode_array
 
 OPSET = 17
@@ -51,27 +52,25 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> list[P
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         out = out / "model.onnx"
-    out.parent.mkdir(parents=True, exist_ok=True)
     recognizer = load_checkpoint(checkpoint, "cpu")
     model = recognizer.model.eval()
-    dim = recognizer.features.dim
-    example = (torch.zeros(2, 50, dim), torch.tensor([50, 31]))
-    tmp = out.with_name(out.name + ".tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its own deprecation
-        torch.onnx.export(model, example, str(tmp), input_names=["features", "lengths"],
-                          output_names=["log_probs", "frames"], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
-                                        "log_probs": {0: "batch", 1: "out_time"}, "frames": {0: "batch"}})
-    graph = onnx.load(str(tmp))
-    meta = {"format": FORMAT, "version": VERSION, "vocab": recognizer.vocab.symbols,
-            "frame_seconds": recognizer.frame_seconds, "model_config": to_dict(model.config),
-            "info": recognizer.info, "exported_from": Path(checkpoint).name, **front_end_metadata(recognizer.features)}
-    del graph.metadata_props[:]
-    entry = graph.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    onnx.save(graph, str(tmp))
-    os.replace(tmp, out)
+    example = (torch.zeros(2, 50, recognizer.features.dim), torch.tensor([50, 31]))
+    with atomic_write(out) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its own deprecation
+            torch.onnx.export(model, example, str(tmp), input_names=["features", "lengths"],
+                              output_names=["log_probs", "frames"], opset_version=OPSET, dynamo=False,
+                              dynamic_axes={"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
+                                            "log_probs": {0: "batch", 1: "out_time"}, "frames": {0: "batch"}})
+        graph = onnx.load(str(tmp))
+        meta = {"format": FORMAT, "version": VERSION, "vocab": recognizer.vocab.symbols,
+                "frame_seconds": recognizer.frame_seconds, "model_config": to_dict(model.config),
+                "info": recognizer.info, "exported_from": Path(checkpoint).name,
+                **front_end_metadata(recognizer.features)}
+        del graph.metadata_props[:]
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+        onnx.save(graph, str(tmp))
     return [out] + _copy_decoder_settings(checkpoint, out)
 
 

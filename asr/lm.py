@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from asr.errors import AsrError
+from asr.files import atomic_write
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 LN10 = math.log(10.0)
@@ -85,10 +86,7 @@ class NgramLM:
         by_order: dict[int, list[tuple[str, ...]]] = defaultdict(list)
         for gram in self.log10_probs:
             by_order[len(gram)].append(gram)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_write(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             f.write("\\data\\\n")
             for n in range(1, self.order + 1):
                 f.write(f"ngram {n}={len(by_order[n])}\n")
@@ -100,7 +98,6 @@ class NgramLM:
                         line += f"\t{self.log10_backoffs[gram]:.7g}"
                     f.write(line + "\n")
             f.write("\n\\end\\\n")
-        os.replace(tmp, path)
 
 
 def read_arpa(path: str | os.PathLike) -> NgramLM:
