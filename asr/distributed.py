@@ -1,28 +1,38 @@
 """Where this process stands in a torchrun job: rank, world size, device, and the few
 collective operations training needs (DDP wrapping, reducing a step's numbers, merging
-dev hypotheses). A single process is a job of one, and every operation is then a no-op.
+dev hypotheses, a barrier after saves). A single process is a job of one, and every
+operation is then a no-op.
+
+Every collective waits at most ``timeout`` seconds: a process that fails or hangs makes the
+others stop with a one-line error within that time, instead of blocking them forever.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
+
+from asr.errors import AsrError
+
+TIMEOUT = 600.0  # seconds a collective waits for the other processes
 
 
 class Distributed:
     """This process's place in a torchrun job (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``), or a
     single process. Rank 0 alone writes checkpoints, states, logs and TensorBoard events."""
 
-    def __init__(self, rank: int = 0, world_size: int = 1, device: torch.device | None = None):
-        self.rank, self.world_size, self.device = rank, world_size, device
+    def __init__(self, rank: int = 0, world_size: int = 1, device: torch.device | None = None,
+                 timeout: float = TIMEOUT):
+        self.rank, self.world_size, self.device, self.timeout = rank, world_size, device, timeout
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
     @classmethod
-    def from_environment(cls, device_name: str = "auto") -> "Distributed":
+    def from_environment(cls, device_name: str = "auto", timeout: float = TIMEOUT) -> "Distributed":
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size <= 1:
             return cls()
@@ -34,8 +44,29 @@ class Distributed:
         if cuda:
             torch.cuda.set_device(device)
         if not td.is_initialized():
-            td.init_process_group("nccl" if cuda else "gloo")
-        return cls(td.get_rank(), td.get_world_size(), device)
+            td.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=timeout))
+        return cls(td.get_rank(), td.get_world_size(), device, timeout)
+
+    def _collective(self, what: str, operation):
+        """Run a collective; a peer that failed or hangs becomes a one-line error here."""
+        try:
+            return operation()
+        except Exception as e:  # gloo/NCCL raise RuntimeError or DistBackendError
+            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise AsrError(f"process {self.rank} of {self.world_size}: {what} failed: another process failed or "
+                           f"did not answer within {self.timeout:g} s ({reason}); see the other processes' "
+                           "output") from None
+
+    def barrier(self) -> None:
+        """Wait until every process gets here (at most ``timeout`` seconds)."""
+        if self.world_size <= 1:
+            return
+        import torch.distributed as td
+
+        if td.get_backend() == "gloo":
+            self._collective("barrier", lambda: td.monitored_barrier(timeout=timedelta(seconds=self.timeout)))
+        else:
+            self._collective("barrier", td.barrier)
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         if self.world_size <= 1:
@@ -53,8 +84,7 @@ class Distributed:
 
         sums = torch.tensor([loss * size, size, audio_s], dtype=torch.float64, device=self.device)
         raised = torch.tensor([float(f) for f in flags], dtype=torch.float64, device=self.device)
-        td.all_reduce(sums)
-        td.all_reduce(raised, op=td.ReduceOp.MAX)
+        self._collective("reducing a step", lambda: (td.all_reduce(sums), td.all_reduce(raised, op=td.ReduceOp.MAX)))
         return (float(sums[0] / sums[1]), float(sums[2]), *(bool(f) for f in raised.tolist()))
 
     def merge(self, part: dict) -> dict:
@@ -64,7 +94,7 @@ class Distributed:
         import torch.distributed as td
 
         parts: list = [None] * self.world_size
-        td.all_gather_object(parts, part)
+        self._collective("gathering results", lambda: td.all_gather_object(parts, part))
         return {k: v for p in parts for k, v in p.items()}
 
     def close(self) -> None:

@@ -38,8 +38,7 @@ from asr.metrics import score
 from asr.model import CTCModel
 from asr.monitor import Monitor
 from asr.text import Vocabulary
-from asr.train_state import (load_latest_state, restore_rng_states, rng_states, save_state, state_dir,
-                             state_files)
+from asr.train_state import load_latest_state, restore_rng_states, rng_states, save_state, set_aside, state_dir
 
 log = logging.getLogger("asr.train")
 
@@ -149,7 +148,7 @@ def train(config: TrainConfig, show_progress: bool = True, resume: bool = False)
     if not config.data.train_manifest or not config.data.dev_manifest:
         raise AsrError("data.train_manifest and data.dev_manifest must both be set")
     exp_dir = Path(config.exp_dir)
-    dist = Distributed.from_environment(config.device)
+    dist = Distributed.from_environment(config.device, config.dist_timeout)
     if dist.is_main:
         exp_dir.mkdir(parents=True, exist_ok=True)
         (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
@@ -228,8 +227,6 @@ class _Trainer:
         self.config, self.exp_dir, self.show_progress, self.device = config, exp_dir, show_progress, device
         self.pool, self.step_threads, self.dist = pool, step_threads, dist
         self.use_amp = config.amp and device.type == "cuda"
-        if config.amp_dtype not in ("bfloat16", "float16"):
-            raise AsrError(f"amp_dtype must be bfloat16 or float16, got {config.amp_dtype!r}")
         self.amp_dtype = getattr(torch, config.amp_dtype)
 
         kept, self.dev_utts = _read_manifests(config)
@@ -320,9 +317,11 @@ class _Trainer:
     def _starting_state(self, resume: bool) -> dict | None:
         """The newest training state to resume from (None: a fresh run, whose older states are removed)."""
         state = load_latest_state(self.exp_dir) if resume else None
-        if not resume and self.dist.is_main:
-            for old in state_files(self.exp_dir):  # a fresh run: an older run's states must not pass for its own
-                old.unlink()
+        if not resume and self.dist.is_main:  # a fresh run: an older run's states must not pass for its own
+            aside = set_aside(self.exp_dir)
+            if aside is not None:
+                _report(f"an earlier run's training states moved to {aside} (pass --resume to go on from "
+                        "them instead; delete the folder to free the space)", self.show_progress)
         if resume and state is None:
             _report(f"no training state in {state_dir(self.exp_dir)}: starting from the beginning", self.show_progress)
         if state is not None and state["vocab"] != self.vocab.symbols:
@@ -352,14 +351,17 @@ class _Trainer:
     def save(self) -> Path | None:
         """A training state (every process calls this together; rank 0 writes it)."""
         rngs = self.dist.merge({self.dist.rank: rng_states(self.augment_rng)})  # every process's generators
-        if not self.dist.is_main:
-            return None
-        self.progress.elapsed = time.monotonic() - self.start
-        return save_state(self.exp_dir, self.progress.step, {
-            "vocab": self.vocab.symbols, "features": self.features.state_dict(), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None, "rng": rngs,
-            "history": self.monitor.history, **self.progress.to_state()}, self.config.keep_checkpoints)
+        path = None
+        if self.dist.is_main:
+            self.progress.elapsed = time.monotonic() - self.start
+            path = save_state(self.exp_dir, self.progress.step, {
+                "vocab": self.vocab.symbols, "features": self.features.state_dict(),
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
+                "rng": rngs, "history": self.monitor.history, **self.progress.to_state()},
+                self.config.keep_checkpoints)
+        self.dist.barrier()  # nobody runs ahead of a state being written, nor waits forever if writing failed
+        return path
 
     def run(self, signals: _Signals) -> None:
         config, p = self.config, self.progress

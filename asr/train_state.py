@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr.files import atomic_write
+
 log = logging.getLogger("asr.train")
 
 FORMAT = "asr-train-state"
@@ -60,17 +62,27 @@ def restore_rng_states(states: dict, augment_rng: torch.Generator) -> None:
 
 def save_state(exp_dir: str | os.PathLike, step: int, state: dict, keep: int) -> Path:
     """Write ``state`` for ``step`` atomically, then delete all but the newest ``keep`` files."""
-    folder = state_dir(exp_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"step-{step:08d}.pt"
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "step": step, **state}, tmp)
-    with open(tmp, "rb") as f:  # on disk before the rename makes it the newest state
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    path = state_dir(exp_dir) / f"step-{step:08d}.pt"
+    with atomic_write(path, fsync=True) as tmp:  # on disk before the rename makes it the newest state
+        torch.save({"format": FORMAT, "step": step, **state}, tmp)
     for old in state_files(exp_dir)[keep:]:
         old.unlink(missing_ok=True)
     return path
+
+
+def set_aside(exp_dir: str | os.PathLike) -> Path | None:
+    """Before a fresh run: move an earlier run's states to ``exp_dir/state.old`` (replacing the
+    one before), so that they cannot pass for this run's and are not lost. Returns that folder,
+    or None when there was nothing to move."""
+    import shutil
+
+    old = state_files(exp_dir)
+    if not old:
+        return None
+    aside = Path(exp_dir) / "state.old"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(state_dir(exp_dir), aside)
+    return aside
 
 
 def state_files(exp_dir: str | os.PathLike) -> list[Path]:

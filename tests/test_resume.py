@@ -13,7 +13,7 @@ import torch
 from asr.config import load_train_config
 from asr.errors import AsrError
 from asr.train import train
-from asr.train_state import load_latest_state, save_state, state_files
+from asr.train_state import load_latest_state, save_state, set_aside, state_files
 from conftest import OVERFIT_ITEMS, TINY_OVERRIDES, write_fsdd_manifest
 
 
@@ -29,6 +29,18 @@ def tiny_config(tmp_path, exp, epochs, *extra):
 
 def weights(path):
     return torch.load(path, map_location="cpu", weights_only=True)["model_state"]
+
+
+def test_a_fresh_run_sets_the_earlier_runs_states_aside_instead_of_deleting_them(tmp_path):
+    assert set_aside(tmp_path) is None  # nothing to move
+    for step in (5, 10):
+        save_state(tmp_path, step, {"value": step}, keep=3)
+    aside = set_aside(tmp_path)
+    assert aside == tmp_path / "state.old" and load_latest_state(tmp_path) is None
+    assert sorted(p.name for p in aside.iterdir()) == ["step-00000005.pt", "step-00000010.pt"]
+    save_state(tmp_path, 1, {"value": 1}, keep=3)
+    set_aside(tmp_path)  # the next fresh run replaces the one set aside before
+    assert [p.name for p in (tmp_path / "state.old").iterdir()] == ["step-00000001.pt"]
 
 
 def test_states_are_kept_newest_first_and_damaged_ones_skipped(tmp_path, caplog):
@@ -160,5 +172,5 @@ def test_out_of_memory_batch_is_skipped(tmp_path, monkeypatch, caplog):
 
 def test_bad_amp_dtype(tmp_path):
     args = tiny_config(tmp_path, tmp_path / "exp", 1, "amp_dtype=float8")
-    with pytest.raises(AsrError, match="amp_dtype must be bfloat16 or float16"):
+    with pytest.raises(AsrError, match="amp_dtype: expected one of 'bfloat16', 'float16', got 'float8'"):
         train(load_train_config(None, args), show_progress=False)
