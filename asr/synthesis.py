@@ -124,15 +124,25 @@ def synth_command(voice: Voice, text: str, text_file: Path, wav: Path, rate: flo
     return ["pico2wave", "-l", voice.id, "-w", str(wav), marked]
 
 
-def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float = 1.0, pitch: int = 50) -> float:
+ENGINE_TIMEOUT = 120.0  # seconds an engine may take for one utterance before it counts as hung
+
+
+def synthesize(voice: Voice, text: str, out: Path, sample_rate: int, rate: float = 1.0, pitch: int = 50,
+               timeout: float = ENGINE_TIMEOUT) -> float:
     """Speak ``text`` into ``out`` (``sample_rate``, 16-bit WAV), atomically; returns the duration in seconds.
-    An existing ``out`` is kept and only measured (as ``convert`` keeps its targets), so a rerun resumes."""
+    An existing ``out`` is kept and only measured (as ``convert`` keeps its targets), so a rerun resumes.
+    An engine that runs past ``timeout`` seconds is killed and reported."""
     if out.is_file():
         return audio_duration(out)
     with tempfile.TemporaryDirectory() as tmp:
         raw, text_file = Path(tmp) / "raw.wav", Path(tmp) / "text.txt"
         text_file.write_text(text + "\n")
-        run = subprocess.run(synth_command(voice, text, text_file, raw, rate, pitch), capture_output=True, text=True)
+        try:
+            run = subprocess.run(synth_command(voice, text, text_file, raw, rate, pitch), capture_output=True,
+                                 text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AsrError(f"{voice.name}: {voice.engine} did not finish {text[:40]!r} within {timeout:g} s "
+                           "(killed); is the engine hung?") from None
         if run.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
             raise AsrError(f"{voice.name}: synthesis failed for {text!r} ({run.stderr.strip() or 'no audio'})")
         return convert(Conversion(raw, out, sample_rate))  # resampled, written atomically

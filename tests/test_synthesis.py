@@ -80,3 +80,12 @@ def test_unknown_voice_fails_with_the_voice_named(tmp_path):
     with pytest.raises(AsrError, match="espeak-nobody: synthesis failed for 'one' .*voice does not exist"):
         synthesize(Voice("espeak-nobody", "espeak", "nobody"), "one", tmp_path / "x.wav", 8000)
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_a_hung_engine_is_killed_and_reported(tmp_path, monkeypatch):
+    import asr.synthesis
+
+    monkeypatch.setattr(asr.synthesis, "synth_command", lambda *args: ["sleep", "30"])  # an engine that hangs
+    with pytest.raises(AsrError, match=r"espeak-en: espeak did not finish 'one' within 0.5 s \(killed\)"):
+        synthesize(Voice("espeak-en", "espeak", "en"), "one", tmp_path / "x.wav", 8000, timeout=0.5)
+    assert not (tmp_path / "x.wav").exists()

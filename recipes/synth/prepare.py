@@ -74,7 +74,11 @@ def kjv_sentences() -> list[str]:
     """The KJV's verses cut into sentences, through Debian's ``bible`` program."""
     if shutil.which("bible") is None:
         raise AsrError("the 'bible' program is missing: run recipes/synth/install_voices.sh, or pass --text FILE")
-    out = subprocess.run(["bible", "-f", "Gen1:1-Rev22:21"], capture_output=True, text=True, check=False)
+    try:
+        out = subprocess.run(["bible", "-f", "Gen1:1-Rev22:21"], capture_output=True, text=True, check=False,
+                             timeout=600)
+    except subprocess.TimeoutExpired:
+        raise AsrError("bible: no KJV text after 600 s (killed); pass --text FILE instead") from None
     if out.returncode != 0 or not out.stdout.strip():
         raise AsrError(f"bible: cannot read the KJV text ({out.stderr.strip() or 'no output'})")
     verses = [line.split(" ", 1)[1] for line in out.stdout.splitlines() if " " in line]
