@@ -33,6 +33,9 @@ def test_manifest_relative_paths_normalized_text_and_header_durations(tmp_path):
     ('{"audio_filepath": "WAV"}', r":2: missing 'text'"),
     ('{"audio_filepath": "nowhere.wav", "text": "one"}', r":2: audio file not found: .*nowhere.wav"),
     ('{"audio_filepath": "WAV", "text": "one", "duration": -1}', r":2: 'duration' must be a positive"),
+    ('{"audio_filepath": "WAV", "text": "one", "duration": NaN}', r":2: 'duration' must be a positive, finite"),
+    ('{"audio_filepath": "WAV", "text": "one", "duration": Infinity}', r":2: 'duration' must be a positive, finite"),
+    ('{"audio_filepath": "WAV", "text": "one", "duration": "2.5"}', r":2: 'duration' must be a positive"),
     ('[1, 2]', r":2: expected a JSON object"),
     ('{"audio_filepath": "WAV", "text": "one", "speaker": ["a"]}', r":2: 'speaker' must be a string"),
 ])
