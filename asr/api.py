@@ -75,8 +75,8 @@ def load(checkpoint: str | os.PathLike, device: str = "auto", tuned: bool = True
     """Load a checkpoint written by ``asr train``, or a model written by ``asr export`` (.onnx,
     run by onnxruntime without torch). The decoder is the one ``asr tune-decoder`` saved beside
     it (unless ``tuned=False``), else greedy; keyword arguments override single settings, as
-    the command's flags do: ``decoder="beam"``, ``beam_size``, ``lm``, ``lm_weight``,
-    ``word_score``, ``lexicon``, ``hotwords``, ``hotword_weight``."""
+    the command's flags do: any field of ``asr.decoder_settings.DecoderSettings`` (``decoder="beam"``,
+    ``beam_size``, ``lm``, ``lm_weight``, ``word_score``, ``lexicon``, ``hotwords``, ...)."""
     from asr.decoder_settings import build_decoder, load_settings
 
     recognizer = load_recognizer(checkpoint, device)

@@ -165,24 +165,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_decoder_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per field of DecoderSettings (its help and default come from there)."""
+    from dataclasses import fields
+
+    from asr.decoder_settings import DEFAULTS, DecoderSettings
+
     g = p.add_argument_group("decoder (default: the tuned settings beside the checkpoint, else greedy)")
-    g.add_argument("--decoder", choices=["greedy", "beam"], help="greedy or beam (prefix beam search)")
-    g.add_argument("--beam-size", type=int, help="prefixes kept per frame (default: 16)")
-    g.add_argument("--lm", help="word n-gram LM: ARPA (plain or .gz) or KenLM binary")
-    g.add_argument("--lm-weight", type=float, help="LM weight (default: 0.5)")
-    g.add_argument("--word-score", type=float, help="bonus per word (default: 0)")
-    g.add_argument("--lexicon", help="file of words the output is restricted to")
-    g.add_argument("--hotwords", help="file (one per line, optional TAB weight) or comma-separated list")
-    g.add_argument("--hotword-weight", type=float, help="bonus per hotword (default: 5)")
+    for f in fields(DecoderSettings):
+        default = getattr(DEFAULTS, f.name)
+        kind = type(default) if isinstance(default, (int, float)) and not isinstance(default, bool) else str
+        shown = "" if default is None or f.name == "decoder" else f" (default: {default:g})" if kind is not str else ""
+        g.add_argument(f"--{f.name.replace('_', '-')}", type=kind, choices=f.metadata.get("choices"),
+                       help=f.metadata["help"] + shown)
     g.add_argument("--untuned", action="store_true", help="ignore the tuned settings beside the checkpoint")
 
 
 def decoder_from_args(args, vocab, nbest: int = 1, flashlight: bool = True):
     """(settings, decoder): the tuned settings beside the checkpoint with the flags given on top."""
-    from asr.decoder_settings import build_decoder, load_settings
+    from dataclasses import fields
 
-    flags = {k: getattr(args, k) for k in ("decoder", "beam_size", "lm", "lm_weight", "word_score",
-                                           "lexicon", "hotwords", "hotword_weight")}
+    from asr.decoder_settings import DecoderSettings, build_decoder, load_settings
+
+    flags = {f.name: getattr(args, f.name) for f in fields(DecoderSettings)}
     settings = load_settings(args.model, flags, tuned=not args.untuned)
     return settings, build_decoder(settings, vocab, nbest=nbest, flashlight=flashlight)
 

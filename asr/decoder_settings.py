@@ -1,6 +1,11 @@
 """Decoder settings: what ``--decoder/--lm/...`` ask for, the tuned file beside a checkpoint,
 and building the decoder they describe (LM, lexicon and hotword files included).
 
+``DecoderSettings`` is the one place a decoder option is declared: its default, its help
+text, and so its command-line flag (``asr.cli.add_decoder_flags`` makes one per field),
+the ``asr.load`` keyword and its place in the tuned file; ``build_decoder`` is the one
+factory. A new option is a field here, a line in ``build_decoder`` and its test.
+
 ``asr tune-decoder`` writes ``<checkpoint stem>.decoder.json`` next to the checkpoint;
 ``asr evaluate`` and ``asr transcribe`` start from it when it exists, and flags given on
 the command line override single fields.
@@ -10,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from asr.errors import AsrError
@@ -20,16 +25,26 @@ from asr.text import Vocabulary
 PATH_FIELDS = ("lm", "lexicon", "hotwords")
 
 
+def _option(default, help: str, **flag):
+    return field(default=default, metadata={"help": help, **flag})
+
+
 @dataclass(frozen=True)
 class DecoderSettings:
-    decoder: str = "greedy"
-    beam_size: int = 16
-    lm: str | None = None  # ARPA (plain or .gz) or KenLM binary
-    lm_weight: float = 0.5
-    word_score: float = 0.0
-    lexicon: str | None = None  # file, one word per line
-    hotwords: str | None = None  # file (one per line, optional "<TAB>weight") or "word,a phrase,..."
-    hotword_weight: float = 5.0
+    decoder: str = _option("greedy", "greedy or beam (prefix beam search)", choices=("greedy", "beam"))
+    beam_size: int = _option(16, "prefixes kept per frame")
+    lm: str | None = _option(None, "word n-gram LM: ARPA (plain or .gz) or KenLM binary")
+    lm_weight: float = _option(0.5, "LM weight (times the natural-log LM probability)")
+    word_score: float = _option(0.0, "bonus per word")
+    lexicon: str | None = _option(None, "file of words the output is restricted to (one per line)")
+    hotwords: str | None = _option(None, "file (one per line, optional TAB weight) or comma-separated list")
+    hotword_weight: float = _option(5.0, "bonus per hotword")
+    token_min_logp: float = _option(-5.0, "labels below this log-probability in a frame are not tried "
+                                          "(the best always is); our beam search")
+    beam_threshold: float = _option(10.0, "prefixes scoring this far below the best are dropped; our beam search")
+
+
+DEFAULTS = DecoderSettings()
 
 
 def describe(settings: DecoderSettings) -> str:
@@ -45,6 +60,9 @@ def describe(settings: DecoderSettings) -> str:
         parts.append("lexicon")
     if settings.hotwords:
         parts.append("hotwords")
+    for name in ("token_min_logp", "beam_threshold"):
+        if getattr(settings, name) != getattr(DEFAULTS, name):
+            parts.append(f"{name} {getattr(settings, name):g}")
     return ", ".join(parts)
 
 
@@ -72,7 +90,12 @@ def load_settings(checkpoint: str | os.PathLike, overrides: dict | None = None, 
         except (ValueError, KeyError, TypeError) as e:
             raise AsrError(f"{path}: damaged decoder settings ({e})") from None
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if "decoder" not in given and any(k in given for k in ("lm", "lexicon", "hotwords", "beam_size")):
+    known = {f.name for f in fields(DecoderSettings)}
+    if set(given) - known:
+        raise AsrError(f"unknown decoder setting(s) {', '.join(sorted(set(given) - known))} "
+                       f"(known: {', '.join(sorted(known))})")
+    beam_only = ("lm", "lexicon", "hotwords", "beam_size", "token_min_logp", "beam_threshold")
+    if "decoder" not in given and any(k in given for k in beam_only):
         given["decoder"] = "beam"
     if given.get("decoder") == "greedy":  # the tuned LM and friends belong to the beam decoder
         settings = replace(settings, lm=None, lexicon=None, hotwords=None)
@@ -132,8 +155,10 @@ def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, 
     """The decoder ``settings`` describe. ``lm_cache`` (path -> loaded LM) lets many decoders
     share one LM, as tuning does. ``flashlight=False`` keeps to our own beam search (exported
     models do, so that they decode alike with and without torch installed)."""
-    from asr.decoding import GreedyDecoder, make_decoder, uses_flashlight
+    from asr.decoding import BeamSearchDecoder, FlashlightLexiconDecoder, GreedyDecoder, uses_flashlight
 
+    if settings.decoder not in ("greedy", "beam"):
+        raise AsrError(f"unknown decoder {settings.decoder!r} (choose from: greedy, beam)")
     if settings.decoder == "greedy":
         if settings.lm or settings.lexicon or settings.hotwords:
             raise AsrError("--lm, --lexicon and --hotwords need --decoder beam")
@@ -149,6 +174,9 @@ def build_decoder(settings: DecoderSettings, vocab: Vocabulary, nbest: int = 1, 
         if settings.lm not in lm_cache:
             lm_cache[settings.lm] = load_lm(settings.lm)
         lm = lm_cache[settings.lm]
-    return make_decoder(settings.decoder, vocab, lm_path=settings.lm, beam_size=settings.beam_size, lm=lm,
-                        lm_weight=settings.lm_weight, word_score=settings.word_score, lexicon=lexicon,
-                        hotwords=hotwords, nbest=nbest, flashlight=flashlight)
+    if flashlight:  # a lexicon without hotwords: flashlight's search, which reads the LM file itself
+        return FlashlightLexiconDecoder(vocab, lexicon, beam_size=settings.beam_size, lm_path=settings.lm,
+                                        lm_weight=settings.lm_weight, word_score=settings.word_score, nbest=nbest)
+    return BeamSearchDecoder(vocab, beam_size=settings.beam_size, lm=lm, lm_weight=settings.lm_weight,
+                             word_score=settings.word_score, lexicon=lexicon, hotwords=hotwords, nbest=nbest,
+                             token_min_logp=settings.token_min_logp, beam_threshold=settings.beam_threshold)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from asr.decoder_settings import DEFAULTS
 from asr.errors import AsrError
 from asr.text import Vocabulary
 
@@ -115,10 +116,11 @@ class BeamSearchDecoder(_PerUtterance):
         bonus as it grows, so the beam keeps it, and loses it if the match breaks.
     """
 
-    def __init__(self, vocab: Vocabulary, beam_size: int = 16, lm=None, lm_weight: float = 0.5,
-                 word_score: float = 0.0, lexicon: list[str] | None = None,
-                 hotwords: dict[str, float] | None = None, nbest: int = 1,
-                 token_min_logp: float = -5.0, beam_threshold: float = 10.0, unk_score: float = -10.0):
+    def __init__(self, vocab: Vocabulary, beam_size: int = DEFAULTS.beam_size, lm=None,
+                 lm_weight: float = DEFAULTS.lm_weight, word_score: float = DEFAULTS.word_score,
+                 lexicon: list[str] | None = None, hotwords: dict[str, float] | None = None, nbest: int = 1,
+                 token_min_logp: float = DEFAULTS.token_min_logp, beam_threshold: float = DEFAULTS.beam_threshold,
+                 unk_score: float = -10.0):
         if beam_size < 1:
             raise AsrError(f"beam size must be at least 1, got {beam_size}")
         if nbest < 1:
@@ -387,12 +389,13 @@ def _add(beams: dict, key: str, is_blank: bool, p: float) -> None:
 class FlashlightLexiconDecoder(_PerUtterance):
     """Lexicon-constrained beam search by torchaudio's flashlight decoder, which reads the LM
     file with its own KenLM. More accurate than our search with a lexicon at equal beam and
-    about as fast at small beams (``scripts/bench_decode.py``), so ``make_decoder`` uses it
+    about as fast at small beams (``scripts/bench_decode.py``), so ``build_decoder`` uses it
     for a lexicon without hotwords and character units. ``lm_weight`` means the same as in ``BeamSearchDecoder``:
     it multiplies natural-log LM probabilities."""
 
-    def __init__(self, vocab: Vocabulary, lexicon: list[str], beam_size: int = 16, lm_path: str | None = None,
-                 lm_weight: float = 0.5, word_score: float = 0.0, nbest: int = 1, **_):
+    def __init__(self, vocab: Vocabulary, lexicon: list[str], beam_size: int = DEFAULTS.beam_size,
+                 lm_path: str | None = None, lm_weight: float = DEFAULTS.lm_weight,
+                 word_score: float = DEFAULTS.word_score, nbest: int = 1):
         import tempfile
 
         from torchaudio.models.decoder import ctc_decoder
@@ -511,24 +514,6 @@ def decode_batch(decoder: Decoder, arrays: list[np.ndarray], workers: int | None
     processes (default: one per core)."""
     with DecodePool(decoder, min(workers or cpu_count(), len(arrays))) as pool:
         return pool.search(arrays)
-
-
-# -- construction by name ---------------------------------------------------------------------
-
-DECODERS = {"greedy": GreedyDecoder, "beam": BeamSearchDecoder}
-
-
-def make_decoder(name: str, vocab: Vocabulary, lm_path: str | None = None, flashlight: bool = True,
-                 **options) -> Decoder:
-    """``make_decoder("beam", vocab, beam_size=32, lm=load_lm(path), lm_weight=0.8)``.
-    With a lexicon, no hotwords and character units the beam search is flashlight's (given ``lm_path``)."""
-    if name not in DECODERS:
-        raise AsrError(f"unknown decoder {name!r} (choose from: {', '.join(DECODERS)})")
-    if name == "greedy":
-        return GreedyDecoder(vocab)
-    if flashlight and uses_flashlight(vocab, options.get("lexicon"), options.get("hotwords")):
-        return FlashlightLexiconDecoder(vocab, lm_path=lm_path, **options)
-    return BeamSearchDecoder(vocab, **options)
 
 
 def uses_flashlight(vocab: Vocabulary, lexicon, hotwords) -> bool:

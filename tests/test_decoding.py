@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from asr.decoding import GreedyDecoder, make_decoder
+from asr.decoder_settings import DecoderSettings, build_decoder
+from asr.decoding import FlashlightLexiconDecoder, GreedyDecoder
 from asr.errors import AsrError
 from asr.text import Vocabulary
 
@@ -31,7 +32,25 @@ def test_greedy_respects_lengths():
 
 def test_unknown_decoder_name():
     with pytest.raises(AsrError, match="unknown decoder 'beem'"):
-        make_decoder("beem", Vocabulary.from_texts(["a"]))
+        build_decoder(DecoderSettings(decoder="beem"), Vocabulary.from_texts(["a"]))
+
+
+def test_every_decoder_setting_reaches_the_decoder(tmp_path):
+    """The settings are the one place an option is declared: each one, the pruning knobs
+    included, ends up in the decoder built, and an unknown one is an error."""
+    from asr.decoder_settings import load_settings
+
+    lexicon = tmp_path / "words.txt"
+    lexicon.write_text("cat\ncab\n")
+    settings = load_settings(tmp_path / "none.pt", {"beam_size": 7, "lm_weight": 0.3, "word_score": 1.5,
+                                                    "hotwords": "cab", "hotword_weight": 2.5, "lexicon": str(lexicon),
+                                                    "token_min_logp": -9.0, "beam_threshold": 4.0})
+    assert settings.decoder == "beam"
+    decoder = build_decoder(settings, LETTERS)
+    assert (decoder.beam_size, decoder.word_score, decoder.token_min_logp, decoder.beam_threshold) == (7, 1.5, -9.0, 4.0)
+    assert decoder.lexicon == {"cat", "cab"} and decoder.hot_bonus["cab"] == 2.5
+    with pytest.raises(AsrError, match="unknown decoder setting.*beam_width"):
+        load_settings(tmp_path / "none.pt", {"beam_width": 3})
 
 
 # -- beam search ---------------------------------------------------------------------------------
@@ -135,11 +154,10 @@ def test_lexicon_only_outputs_its_words():
     vocab = Vocabulary(bench.ALPHABET)
     ours = BeamSearchDecoder(LETTERS, beam_size=8, lexicon=digits)
     assert ours.search(lp)[0].text == "eight six"
-    flashlight = make_decoder("beam", LETTERS, beam_size=8, lexicon=digits)  # flashlight-text is installed
-    assert type(flashlight).__name__ == "FlashlightLexiconDecoder"
+    flashlight = FlashlightLexiconDecoder(LETTERS, digits, beam_size=8)
     assert flashlight.search(lp)[0].text == "eight six"
     for decoder in (BeamSearchDecoder(vocab, beam_size=8, lexicon=digits),
-                    make_decoder("beam", vocab, beam_size=8, lexicon=digits)):
+                    FlashlightLexiconDecoder(vocab, digits, beam_size=8)):
         for array in arrays:  # number sentences, most words not digits: still only digits come out
             assert set(decoder.search(array)[0].text.split()) <= set(digits)
 
@@ -189,12 +207,13 @@ def test_beam_over_pieces_sums_the_spellings_of_one_text():
     assert best.text == "one" and best.acoustic == pytest.approx(math.log(0.285), abs=1e-6)
 
 
-def test_lexicon_over_pieces_turns_a_non_word_into_a_word():
+def test_lexicon_over_pieces_turns_a_non_word_into_a_word(tmp_path):
     # Greedy reads " t" "ee" = "tee" (0.36); " two" blank = "two" (0.16) is the lexicon's.
     lp = spell(PIECES, [{" t": 0.6, " two": 0.4}, {"ee": 0.6}])
     assert GreedyDecoder(PIECES).search(lp)[0].text == "tee"
     assert BeamSearchDecoder(PIECES, beam_size=16).search(lp)[0].text == "tee"
-    decoder = make_decoder("beam", PIECES, beam_size=16, lexicon=["one", "two"])
+    (tmp_path / "lexicon.txt").write_text("one\ntwo\n")
+    decoder = build_decoder(DecoderSettings(decoder="beam", lexicon=str(tmp_path / "lexicon.txt")), PIECES)
     assert isinstance(decoder, BeamSearchDecoder)  # not flashlight's (next test)
     assert decoder.search(lp)[0].text == "two"
     # a one-piece word held over frames is one word; " o" "ne" spells "one" as " one" does
