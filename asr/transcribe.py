@@ -26,6 +26,7 @@ from asr.errors import AsrError
 from asr.segment import FRAME_SECONDS, Piece, SegmentOptions, frames_to_keep, segment_stream, speech_mask
 
 BATCH_SECONDS = 200.0  # audio through the model at once
+MMAP_THRESHOLD = 32 << 20  # bytes: larger buffers are mapped and unmapped whole (see _Heap)
 # The recognizer: asr.recognizer.Recognizer (torch) or asr.runtime.OnnxRecognizer (exported),
 # each with vocab, sample_rate, frame_seconds, per_speaker, batch_log_probs and speaker_mean.
 Word = WordTime
@@ -203,10 +204,12 @@ class Transcriber:
 
 class _Heap:
     """glibc's allocator, told to keep a long run's memory flat. By default it raises its mmap
-    threshold as large buffers are freed, so later ones come from the heap, which fragments:
-    on a 10-hour recording peak RSS grew by about 40 MB an hour. A fixed 4 MB threshold and
-    a trim after each batch hold it flat at no measured cost in speed (scripts/bench_longform.py).
-    Elsewhere than glibc, nothing is done."""
+    threshold as large buffers are freed, so that later ones come from the heap, which
+    fragments: on a 10-hour recording peak RSS grew by about 40 MB an hour (756 MB at one hour,
+    1,140 MB at ten). A fixed threshold and a trim after each batch hold it: at 4 MB, 646 MB at
+    one hour and 706 MB at ten, but every batch's tensors then come fresh from the kernel and
+    transcription ran 15-20% slower; at 32 MB (committed) 736 MB at one hour, 808 MB at five,
+    at full speed (scripts/bench_longform.py). Elsewhere than glibc, nothing is done."""
 
     libc = None
 
@@ -218,7 +221,7 @@ class _Heap:
 
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-                libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD
+                libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
                 cls.libc = libc
             except (OSError, AttributeError):
                 cls.libc = False
