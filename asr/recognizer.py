@@ -7,6 +7,7 @@ log-probs out); ``asr.runtime.OnnxRecognizer`` offers the same for an exported m
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,7 @@ class Recognizer:
     model: CTCModel
     vocab: Vocabulary
     info: dict = field(default_factory=dict)  # training metadata: epoch, step, dev WER, ...
+    _pool: object = field(default=None, init=False, repr=False, compare=False)  # threads of batch_log_probs
 
     def to(self, device) -> "Recognizer":
         self.features.to(device)
@@ -66,12 +68,40 @@ class Recognizer:
         """Whether features are normalized by a speaker mean (``means`` of ``batch_log_probs``)."""
         return self.features.config.normalize == "speaker"
 
-    @torch.inference_mode()
     def batch_log_probs(self, waves: list[np.ndarray], means: list[np.ndarray | None] | None = None
                         ) -> list[np.ndarray]:
         """Float32 samples at ``sample_rate``, one array per utterance -> one (T, V) float32
-        array of log-probs each, run as one padded batch. ``means``: a (F,) speaker mean per
-        utterance (None: its own, from its speech frames)."""
+        array of log-probs each. ``means``: a (F,) speaker mean per utterance (None: its own,
+        from its speech frames).
+
+        On the CPU the rows are dealt out to one thread per core, each running its share as a
+        padded batch with one torch thread: the recurrent layers step through time in small
+        matrix products that torch's own threads speed up not at all (on 2 cores one thread
+        ran a batch in 0.80 s, two in 1.13 s, two halves side by side in 0.49 s)."""
+        workers = min(_cpu_count(), len(waves)) if self.device.type == "cpu" else 1
+        if workers <= 1:
+            return self._padded_log_probs(waves, means)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(_cpu_count(), thread_name_prefix="asr-model")
+        shares = [list(range(first, len(waves), workers)) for first in range(workers)]
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            results = list(self._pool.map(
+                lambda rows: self._padded_log_probs([waves[i] for i in rows],
+                                                    None if means is None else [means[i] for i in rows]), shares))
+        finally:
+            torch.set_num_threads(previous)
+        out: list = [None] * len(waves)
+        for rows, arrays in zip(shares, results):
+            for i, array in zip(rows, arrays):
+                out[i] = array
+        return out
+
+    @torch.inference_mode()
+    def _padded_log_probs(self, waves: list[np.ndarray], means: list | None) -> list[np.ndarray]:
         device = self.device
         lengths = [max(len(w), self.features.min_samples) for w in waves]
         batch = torch.zeros(len(waves), max(lengths))
@@ -98,6 +128,10 @@ class Recognizer:
 
         means, _ = self.features.group_stats(batches(), 1)
         return means[0] if bool(means.abs().sum() > 0) else None
+
+
+def _cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def pick_device(name: str = "auto") -> torch.device:
