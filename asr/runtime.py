@@ -121,8 +121,10 @@ class OnnxRecognizer:
         import onnxruntime as ort
 
         self.path = Path(path)
+        self.threads = threads or _cpu_count()
+        self._pool = None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or _cpu_count()
+        options.intra_op_num_threads = 1  # rows are dealt to threads instead (batch_log_probs)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
@@ -157,8 +159,21 @@ class OnnxRecognizer:
         return self.features.normalize == "speaker"
 
     def batch_log_probs(self, waves: list[np.ndarray], means: list | None = None) -> list[np.ndarray]:
-        """One (T, V) float32 array of log-probs per utterance, run as one padded batch."""
+        """One (T, V) float32 array of log-probs per utterance. The rows are dealt to one thread
+        per core, each running its share as a padded batch on one onnxruntime thread (as the
+        torch ``Recognizer`` does, for the same reason: recurrent layers parallelize poorly
+        within a batch)."""
         means = means if means is not None else [None] * len(waves)
+        workers = min(self.threads, len(waves))
+        if workers <= 1:
+            return self._padded_log_probs(waves, means)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="asr-onnx")
+        return in_shares(self._pool, workers, self._padded_log_probs, waves, means)
+
+    def _padded_log_probs(self, waves: list[np.ndarray], means: list) -> list[np.ndarray]:
         feats = [self.features(w, None if m is None else np.asarray(m, np.float32)) for w, m in zip(waves, means)]
         batch = np.zeros((len(feats), max(len(f) for f in feats), self.features.dim), np.float32)
         for row, f in enumerate(feats):
@@ -176,6 +191,18 @@ class OnnxRecognizer:
             total += x[speech].sum(axis=0)
             count += int(speech.sum())
         return (total / count).astype(np.float32) if count else None
+
+
+def in_shares(pool, workers: int, run, waves: list, means: list) -> list:
+    """``run(waves, means)`` on ``workers`` shares of the rows (dealt round-robin, so the shares
+    are alike in length) in ``pool``'s threads; the results back in the rows' order."""
+    shares = [list(range(first, len(waves), workers)) for first in range(workers)]
+    results = pool.map(lambda rows: run([waves[i] for i in rows], [means[i] for i in rows]), shares)
+    out: list = [None] * len(waves)
+    for rows, arrays in zip(shares, results):
+        for i, array in zip(rows, arrays):
+            out[i] = array
+    return out
 
 
 def is_onnx(path: str | os.PathLike) -> bool:

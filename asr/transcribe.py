@@ -27,6 +27,7 @@ from asr.segment import FRAME_SECONDS, Piece, SegmentOptions, frames_to_keep, se
 
 BATCH_SECONDS = 200.0  # audio through the model at once
 MMAP_THRESHOLD = 32 << 20  # bytes: larger buffers are mapped and unmapped whole (see _Heap)
+TRIM_SECONDS = 100.0  # audio between two heap trims
 # The recognizer: asr.recognizer.Recognizer (torch) or asr.runtime.OnnxRecognizer (exported),
 # each with vocab, sample_rate, frame_seconds, per_speaker, batch_log_probs and speaker_mean.
 Word = WordTime
@@ -175,7 +176,7 @@ class Transcriber:
                     start, end = words[0].start, words[-1].end
                 segment = Segment(start, end, text, words)
             file.results[number] = (segment, nbest)
-        _Heap.trim()
+        _Heap.trim(sum(len(p.audio) for _, _, p in batch) / self.rate)
 
     def _words(self, log_probs: np.ndarray, text: str, offset: float, start: float, end: float,
                piece: Piece) -> list[Word]:
@@ -212,6 +213,7 @@ class _Heap:
     at full speed (scripts/bench_longform.py). Elsewhere than glibc, nothing is done."""
 
     libc = None
+    pending = 0.0  # seconds of audio since the last trim
 
     @classmethod
     def settle(cls) -> None:
@@ -227,9 +229,13 @@ class _Heap:
                 cls.libc = False
 
     @classmethod
-    def trim(cls) -> None:
-        if cls.libc:
+    def trim(cls, seconds: float) -> None:
+        """After ``seconds`` of audio: trim once every TRIM_SECONDS (a trim walks the heap, and
+        one per short file cost more than the file)."""
+        cls.pending += seconds
+        if cls.libc and cls.pending >= TRIM_SECONDS:
             cls.libc.malloc_trim(0)
+            cls.pending = 0.0
 
 
 def _padded_groups(lengths: list[int], budget: float) -> list[range]:
