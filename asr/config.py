@@ -131,7 +131,7 @@ class DataConfig(_Checked):
 @dataclass(frozen=True)
 class OptimConfig(_Checked):
     SECTION = "optim"
-    lr: float = bounded(2e-3, above=0)
+    lr: float = bounded(2e-3, low=0)
     weight_decay: float = bounded(1e-2, low=0)
     warmup_steps: int = bounded(200, low=0)
     final_lr_ratio: float = bounded(0.05, low=0, high=1)  # cosine decay to lr * this at the last step

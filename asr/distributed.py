@@ -63,10 +63,7 @@ class Distributed:
             return
         import torch.distributed as td
 
-        if td.get_backend() == "gloo":
-            self._collective("barrier", lambda: td.monitored_barrier(timeout=timedelta(seconds=self.timeout)))
-        else:
-            self._collective("barrier", td.barrier)
+        self._collective("barrier", td.barrier)  # bounded by the process group's timeout
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         if self.world_size <= 1:

@@ -46,7 +46,8 @@ def download(download_dir: Path, url: str = ARCHIVE_URL) -> Path:
     """Fetch and unpack the public archive (once); returns its recordings/ folder. The archive
     is a branch snapshot, so no fixed checksum is published for it."""
     recordings = download_dir / "free-spoken-digit-dataset-master" / "recordings"
-    fetch_and_extract(Archive(url, ""), download_dir)  # once: a marker, written when complete, says so
+    if not (recordings.is_dir() and any(download_dir.glob(".extracted-*"))):  # a marker: extracted whole
+        fetch_and_extract(Archive(url, ""), download_dir)
     if not recordings.is_dir():
         raise AsrError(f"{download_dir}: the archive has no free-spoken-digit-dataset-master/recordings/ folder")
     return recordings
