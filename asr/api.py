@@ -106,7 +106,11 @@ def load_recognizer(path: str | os.PathLike, device: str = "auto"):
         return load_onnx(path)
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
+    try:
+        missing = importlib.util.find_spec("torch") is None
+    except ImportError:
+        missing = True
+    if missing:
         from asr.errors import AsrError
 
         raise AsrError(f"{path}: checkpoints need torch (pip install \".[train]\"); this install runs "

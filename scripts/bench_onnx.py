@@ -26,7 +26,8 @@ import soundfile as sf
 from asr.audio import load_audio
 from asr.checkpoint import load_checkpoint
 from asr.data import read_manifest
-from asr.decoding import GreedyDecoder
+from asr.decoder_settings import build_decoder, describe, load_settings
+from asr.decoding import GreedyDecoder, decode_batch
 from asr.export import export_onnx
 from asr.metrics import score
 from asr.runtime import load_onnx
@@ -82,10 +83,17 @@ def main() -> None:
     exported = export_onnx(args.model, work / "model.onnx")[0]
     torch_model, onnx_model = load_checkpoint(args.model), load_onnx(exported)
     greedy = GreedyDecoder(torch_model.vocab)
+    settings = load_settings(args.model)
+    # the tuned decoder as each model gets it: a lexicon goes to flashlight beside a checkpoint
+    # (when installed), to our own beam search beside an export
+    tuned_torch = build_decoder(settings, torch_model.vocab)
+    tuned_onnx = build_decoder(load_settings(exported), onnx_model.vocab, flashlight=False)
     rate = torch_model.sample_rate
-    print(f"{args.model} -> {exported} ({exported.stat().st_size / 1e6:.1f} MB); {os.cpu_count()} cores")
+    print(f"{args.model} -> {exported} ({exported.stat().st_size / 1e6:.1f} MB); {os.cpu_count()} cores; "
+          f"tuned decoder: {describe(settings)} ({type(tuned_torch).__name__} for the checkpoint, "
+          f"{type(tuned_onnx).__name__} for the export)")
     print(f"{'manifest':<22} {'utts':>5} {'max |dlogp|':>11} {'same text %':>11} {'WER torch':>9} "
-          f"{'WER onnx':>8} {'torch x RT':>10} {'onnx x RT':>9} {'ratio':>5}")
+          f"{'WER onnx':>8} {'tuned torch':>11} {'tuned onnx':>10} {'torch x RT':>10} {'onnx x RT':>9} {'ratio':>5}")
     for manifest in args.manifests:
         utterances = read_manifest(manifest)
         waves = [load_audio(u.audio_filepath, rate) for u in utterances]
@@ -98,8 +106,11 @@ def main() -> None:
         text_b = [greedy.search(x)[0].text for x in b]
         same = 100 * np.mean([x == y for x, y in zip(text_a, text_b)])
         references = [u.text for u in utterances]
+        beam_a = [h[0].text for h in decode_batch(tuned_torch, a)]
+        beam_b = [h[0].text for h in decode_batch(tuned_onnx, b)]
         print(f"{Path(manifest).stem:<22} {len(utterances):5d} {diff:11.2e} {same:11.1f} "
               f"{score(references, text_a)[0].wer:9.2f} {score(references, text_b)[0].wer:8.2f} "
+              f"{score(references, beam_a)[0].wer:11.2f} {score(references, beam_b)[0].wer:10.2f} "
               f"{seconds / torch_time:10.0f} {seconds / onnx_time:9.0f} {torch_time / onnx_time:5.2f}")
 
     ten = work / "ten-seconds.wav"
