@@ -207,10 +207,11 @@ class _Heap:
     """glibc's allocator, told to keep a long run's memory flat. By default it raises its mmap
     threshold as large buffers are freed, so that later ones come from the heap, which
     fragments: on a 10-hour recording peak RSS grew by about 40 MB an hour (756 MB at one hour,
-    1,140 MB at ten). A fixed threshold and a trim after each batch hold it: at 4 MB, 646 MB at
-    one hour and 706 MB at ten, but every batch's tensors then come fresh from the kernel and
-    transcription ran 15-20% slower; at 32 MB (committed) 736 MB at one hour, 808 MB at five,
-    at full speed (scripts/bench_longform.py). Elsewhere than glibc, nothing is done."""
+    1,140 MB at ten). A fixed threshold and a trim every ``TRIM_SECONDS`` of audio hold it: at
+    4 MB, 646 MB at one hour and 706 MB at ten, but every batch's tensors then came fresh from
+    the kernel and transcription ran 15-20% slower; at 32 MB (committed), with the model's
+    threads, 713 MB at one hour and 836 MB at ten, at full speed (scripts/bench_longform.py).
+    Elsewhere than glibc, nothing is done."""
 
     libc = None
     pending = 0.0  # seconds of audio since the last trim
