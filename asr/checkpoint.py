@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from asr.config import FeatureConfig, ModelConfig, from_dict, to_dict
-from asr.errors import AsrError
+from asr.errors import AsrError, reason
 from asr.features import FeatureExtractor
 from asr.files import atomic_write
 from asr.model import CTCModel
@@ -53,8 +53,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise AsrError(f"{path}: damaged checkpoint ({reason})") from None
+        raise AsrError(f"{path}: damaged checkpoint ({reason(e)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise AsrError(f"{path}: not an asr checkpoint")
     if state.get("version") != VERSION:
@@ -67,6 +66,5 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
         features.load_state_dict(state["feature_state"])
         model.load_state_dict(state["model_state"])
     except (KeyError, ValueError, RuntimeError, TypeError, AsrError) as e:
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise AsrError(f"{path}: damaged checkpoint ({reason})") from None
+        raise AsrError(f"{path}: damaged checkpoint ({reason(e)})") from None
     return Recognizer(features, model, vocab, state.get("info", {})).to(device).eval()

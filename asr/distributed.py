@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import torch
 
-from asr.errors import AsrError
+from asr.errors import AsrError, reason
 
 TIMEOUT = 600.0  # seconds a collective waits for the other processes
 
@@ -52,9 +52,8 @@ class Distributed:
         try:
             return operation()
         except Exception as e:  # gloo/NCCL raise RuntimeError or DistBackendError
-            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise AsrError(f"process {self.rank} of {self.world_size}: {what} failed: another process failed or "
-                           f"did not answer within {self.timeout:g} s ({reason}); see the other processes' "
+                           f"did not answer within {self.timeout:g} s ({reason(e)}); see the other processes' "
                            "output") from None
 
     def barrier(self) -> None:

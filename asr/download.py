@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from asr.errors import AsrError
+from asr.errors import AsrError, reason
 
 CHUNK = 1 << 20  # bytes per read
 
@@ -95,8 +95,8 @@ def fetch(archive: Archive, download_dir: Path, timeout: float = 60) -> Path:
                            "(the download resumes where it stopped)") from None
         if not isinstance(e, urllib.error.URLError) and not isinstance(e, (ConnectionError, TimeoutError)):
             raise AsrError(f"{partial}: cannot write the download ({e.strerror or e})") from None
-        reason = getattr(e, "reason", e)
-        raise AsrError(f"{archive.url}: cannot download ({reason}); no network? Download it elsewhere and pass "
+        cause = getattr(e, "reason", e)
+        raise AsrError(f"{archive.url}: cannot download ({cause}); no network? Download it elsewhere and pass "
                        f"--data-dir, or put the archive at {target}") from None
     except http.client.HTTPException as e:  # the connection broke mid-body
         raise AsrError(f"{archive.url}: download broke off ({type(e).__name__}) at {partial.stat().st_size:,} "
@@ -166,8 +166,7 @@ def check_archive(archive: Path, root: Path, max_bytes: float | None = None) -> 
                     if total > limit:
                         break
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise IncompleteArchive(f"{archive}: incomplete or damaged archive ({reason})") from None
+        raise IncompleteArchive(f"{archive}: incomplete or damaged archive ({reason(e, 120)})") from None
     if total > limit:
         raise AsrError(f"{archive}: unpacks to more than {limit / 1e9:.1f} GB ({MAX_RATIO}x its size); refusing "
                        "it as a possible archive bomb")
@@ -203,8 +202,7 @@ def extract(archive: Path, root: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(e, OSError) and e.errno == errno.ENOSPC:
             raise AsrError(f"{root}: disk full while extracting {archive}; free space and rerun") from None
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise AsrError(f"{archive}: extraction failed ({reason}); nothing was kept") from None
+        raise AsrError(f"{archive}: extraction failed ({reason(e, 120)}); nothing was kept") from None
     shutil.rmtree(staging, ignore_errors=True)
     marker.touch()
     return root

@@ -5,6 +5,13 @@ else is a bug and keeps its traceback.
 """
 
 
+def reason(error: BaseException, limit: int = 160) -> str:
+    """The first line of ``error``'s message, at most ``limit`` characters, or its type's name
+    when it has no message: what goes in parentheses after a one-line error."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 class AsrError(Exception):
     """A problem with the user's input (file, manifest, config, checkpoint)."""
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr.errors import reason
 from asr.files import atomic_write
 
 log = logging.getLogger("asr.train")
@@ -108,7 +109,7 @@ def load_latest_state(exp_dir: str | os.PathLike) -> dict | None:
                 raise ValueError("not an asr training state")
         except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
             log.warning("%s: damaged training state (%s); trying the one before", path,
-                        str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__)
+                        reason(e, 120))
             continue
         state["path"] = str(path)
         return state
