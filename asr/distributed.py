@@ -52,6 +52,7 @@ class Distributed:
         try:
             return operation()
         except Exception as e:  # gloo/NCCL raise RuntimeError or DistBackendError
+            self.close()  # a broken group left to the interpreter's exit aborts the process (SIGABRT)
             raise AsrError(f"process {self.rank} of {self.world_size}: {what} failed: another process failed or "
                            f"did not answer within {self.timeout:g} s ({reason(e)}); see the other processes' "
                            "output") from None
