@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asr.errors import AsrError
+from asr.config import FeatureConfig, from_dict
+from asr.decoding import cpu_count
+from asr.errors import AsrError, reason
 from asr.text import Vocabulary
 
 FORMAT = "asr-onnx"
@@ -50,10 +52,8 @@ class NumpyFeatures:
     them, from the settings and matrices stored at export."""
 
     def __init__(self, meta: dict):
-        config = meta["feature_config"]
-        self.kind = config["kind"]
-        self.normalize = config["normalize"]
-        self.sample_rate = int(config["sample_rate"])
+        config = from_dict(FeatureConfig, meta["feature_config"], "features")  # checked as any config is
+        self.kind, self.normalize, self.sample_rate = config.kind, config.normalize, config.sample_rate
         self.n_fft, self.win_length, self.hop_length = meta["n_fft"], meta["win_length"], meta["hop_length"]
         window = decode_array(meta["window"])  # (win_length,), centred in n_fft as torch.stft does
         left = (self.n_fft - len(window)) // 2
@@ -63,8 +63,6 @@ class NumpyFeatures:
         self.dct = decode_array(meta["dct"]) if meta.get("dct") else None  # (n_mels, n_mfcc)
         self.mean, self.std = decode_array(meta["mean"]), decode_array(meta["std"])
         self.dim = len(self.mean)
-        if self.kind not in ("logmel", "mfcc") or self.normalize not in ("utterance", "speaker", "global", "none"):
-            raise ValueError(f"unknown features {self.kind}/{self.normalize}")
 
     @property
     def min_samples(self) -> int:
@@ -121,8 +119,7 @@ class OnnxRecognizer:
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.threads = threads or _cpu_count()
-        self._pool = None
+        self.rows = RowThreads(threads)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1  # rows are dealt to threads instead (batch_log_probs)
         options.inter_op_num_threads = 1
@@ -135,8 +132,7 @@ class OnnxRecognizer:
         except (ValueError, TypeError) as e:
             raise AsrError(f"{path}: damaged asr metadata ({str(e)[:120]})") from None
         except Exception as e:  # onnxruntime raises its own classes for unreadable files
-            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise AsrError(f"{path}: not a readable ONNX model ({reason})") from None
+            raise AsrError(f"{path}: not a readable ONNX model ({reason(e)})") from None
         if meta.get("format") != FORMAT:
             raise AsrError(f"{path}: not an asr ONNX export")
         if meta.get("version") != VERSION:
@@ -163,15 +159,7 @@ class OnnxRecognizer:
         per core, each running its share as a padded batch on one onnxruntime thread (as the
         torch ``Recognizer`` does, for the same reason: recurrent layers parallelize poorly
         within a batch)."""
-        means = means if means is not None else [None] * len(waves)
-        workers = min(self.threads, len(waves))
-        if workers <= 1:
-            return self._padded_log_probs(waves, means)
-        if self._pool is None:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="asr-onnx")
-        return in_shares(self._pool, workers, self._padded_log_probs, waves, means)
+        return self.rows.run(self._padded_log_probs, waves, means)
 
     def _padded_log_probs(self, waves: list[np.ndarray], means: list) -> list[np.ndarray]:
         feats = [self.features(w, None if m is None else np.asarray(m, np.float32)) for w, m in zip(waves, means)]
@@ -193,16 +181,32 @@ class OnnxRecognizer:
         return (total / count).astype(np.float32) if count else None
 
 
-def in_shares(pool, workers: int, run, waves: list, means: list) -> list:
-    """``run(waves, means)`` on ``workers`` shares of the rows (dealt round-robin, so the shares
-    are alike in length) in ``pool``'s threads; the results back in the rows' order."""
-    shares = [list(range(first, len(waves), workers)) for first in range(workers)]
-    results = pool.map(lambda rows: run([waves[i] for i in rows], [means[i] for i in rows]), shares)
-    out: list = [None] * len(waves)
-    for rows, arrays in zip(shares, results):
-        for i, array in zip(rows, arrays):
-            out[i] = array
-    return out
+class RowThreads:
+    """One thread per core (started at the first batch worth it), each running a share of a
+    batch's rows: dealt round-robin, so the shares are alike in length. Both recognizers use
+    it, with one framework thread per share."""
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads or cpu_count()
+        self._pool = None
+
+    def run(self, run, waves: list, means: list | None) -> list:
+        """``run(waves, means)`` over the shares; the results back in the rows' order."""
+        means = means if means is not None else [None] * len(waves)
+        workers = min(self.threads, len(waves))
+        if workers <= 1:
+            return run(waves, means)
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="asr-rows")
+        shares = [list(range(first, len(waves), workers)) for first in range(workers)]
+        results = self._pool.map(lambda rows: run([waves[i] for i in rows], [means[i] for i in rows]), shares)
+        out: list = [None] * len(waves)
+        for rows, arrays in zip(shares, results):
+            for i, array in zip(rows, arrays):
+                out[i] = array
+        return out
 
 
 def is_onnx(path: str | os.PathLike) -> bool:
@@ -221,7 +225,3 @@ def load_onnx(path: str | os.PathLike, threads: int | None = None) -> OnnxRecogn
     except ImportError:
         raise AsrError(f"{path}: reading ONNX models needs onnxruntime (pip install \".[runtime]\")") from None
     return OnnxRecognizer(path, threads)
-
-
-def _cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
