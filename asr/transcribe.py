@@ -114,6 +114,7 @@ class Transcriber:
         ``progress`` is called with the seconds of audio read since its last call."""
         waiting: deque[_File] = deque()
         batch: list[tuple[_File, int, Piece]] = []
+        queued = 0  # samples in `batch`
         means = iter(means) if means is not None else None
         for index, path in enumerate(paths):
             name = "<array>" if isinstance(path, np.ndarray) else str(path)
@@ -123,9 +124,10 @@ class Transcriber:
                 for piece in segment_stream(self._blocks(file, progress), self.rate, self.segments):
                     batch.append((file, file.pieces, piece))
                     file.pieces += 1
-                    if sum(len(p.audio) for _, _, p in batch) >= self.batch_samples:
+                    queued += len(piece.audio)
+                    if queued >= self.batch_samples:
                         self._run_batch(batch)
-                        batch = []
+                        batch, queued = [], 0
             except AsrError as e:
                 file.error = str(e)
             file.read = True
