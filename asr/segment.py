@@ -88,6 +88,13 @@ class _Buffer:
             self.offset = sample
 
 
+def frame_levels(samples: np.ndarray, hop: int) -> np.ndarray:
+    """Energy (dB) of each whole frame of ``hop`` samples."""
+    count = len(samples) // hop
+    frames = samples[:count * hop].astype(np.float64).reshape(count, hop)
+    return 10 * np.log10((frames ** 2).mean(axis=1) + 1e-10)
+
+
 def segment_stream(blocks: Iterable[np.ndarray], sample_rate: int,
                    options: SegmentOptions = SegmentOptions()) -> Iterator[Piece]:
     """Pieces of the audio that ``blocks`` (consecutive float32 arrays) make up, in order.
@@ -107,8 +114,7 @@ def segment_stream(blocks: Iterable[np.ndarray], sample_rate: int,
         buffer.append(block)
         framed = (first + len(levels)) * hop
         count = (buffer.end - framed) // hop
-        chunk = buffer.get(framed, framed + count * hop).astype(np.float64).reshape(count, hop)
-        new = 10 * np.log10((chunk ** 2).mean(axis=1) + 1e-10)
+        new = frame_levels(buffer.get(framed, framed + count * hop), hop)
         history = np.concatenate([history, new])[-round(options.history_seconds / FRAME_SECONDS):]
         floor = np.percentile(history, options.floor_percentile) if len(history) else 0.0
         levels = np.concatenate([levels, new])
@@ -154,11 +160,9 @@ def segment_stream(blocks: Iterable[np.ndarray], sample_rate: int,
 def speech_mask(audio: np.ndarray, sample_rate: int, options: SegmentOptions = SegmentOptions()) -> np.ndarray:
     """(frames,) bool: the 10 ms frames of ``audio`` louder than its noise floor by ``speech_db``
     (the rule that finds pauses, with the floor taken from ``audio`` alone)."""
-    hop = max(1, round(FRAME_SECONDS * sample_rate))
-    count = len(audio) // hop
-    if not count:
+    levels = frame_levels(audio, max(1, round(FRAME_SECONDS * sample_rate)))
+    if not len(levels):
         return np.zeros(0, bool)
-    levels = 10 * np.log10((audio[:count * hop].astype(np.float64).reshape(count, hop) ** 2).mean(axis=1) + 1e-10)
     return levels > np.percentile(levels, options.floor_percentile) + options.speech_db
 
 
