@@ -71,25 +71,24 @@ class Model:
 
 
 def load(checkpoint: str | os.PathLike, device: str = "auto", tuned: bool = True,
-         segments: SegmentOptions = SegmentOptions(), workers: int | None = None, **decoder) -> Model:
+         segments: SegmentOptions = SegmentOptions(), workers: int | None = None,
+         batch_seconds: float | None = None, nbest: int = 1, **decoder) -> Model:
     """Load a checkpoint written by ``asr train``, or a model written by ``asr export`` (.onnx,
     run by onnxruntime without torch). The decoder is the one ``asr tune-decoder`` saved beside
     it (unless ``tuned=False``), else greedy; keyword arguments override single settings, as
     the command's flags do: any field of ``asr.decoder_settings.DecoderSettings`` (``decoder="beam"``,
-    ``beam_size``, ``lm``, ``lm_weight``, ``word_score``, ``lexicon``, ``hotwords``, ...)."""
+    ``beam_size``, ``lm``, ``lm_weight``, ``word_score``, ``lexicon``, ``hotwords``, ...); None
+    leaves a setting as it is. ``nbest``: alternatives kept per one-piece file."""
     from asr.decoder_settings import build_decoder, load_settings
 
     recognizer = load_recognizer(checkpoint, device)
     settings = load_settings(checkpoint, decoder, tuned=tuned)
-    decoder = build_decoder(settings, recognizer.vocab, flashlight=not is_exported(recognizer))
-    return Model(recognizer, settings, decoder, segments, workers=workers)
-
-
-def is_exported(recognizer) -> bool:
-    """Whether ``recognizer`` runs an exported model (decoded by our own beam search only)."""
+    # an export is decoded by our own beam search only, so it decodes alike with and without torch
     from asr.runtime import OnnxRecognizer
 
-    return isinstance(recognizer, OnnxRecognizer)
+    decoder = build_decoder(settings, recognizer.vocab, nbest=nbest,
+                            flashlight=not isinstance(recognizer, OnnxRecognizer))
+    return Model(recognizer, settings, decoder, segments, batch_seconds, workers)
 
 
 def load_recognizer(path: str | os.PathLike, device: str = "auto"):

@@ -180,7 +180,7 @@ def add_decoder_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--untuned", action="store_true", help="ignore the tuned settings beside the checkpoint")
 
 
-def decoder_from_args(args, vocab, nbest: int = 1, flashlight: bool = True):
+def decoder_from_args(args, vocab, nbest: int = 1):
     """(settings, decoder): the tuned settings beside the checkpoint with the flags given on top."""
     from dataclasses import fields
 
@@ -188,7 +188,7 @@ def decoder_from_args(args, vocab, nbest: int = 1, flashlight: bool = True):
 
     flags = {f.name: getattr(args, f.name) for f in fields(DecoderSettings)}
     settings = load_settings(args.model, flags, tuned=not args.untuned)
-    return settings, build_decoder(settings, vocab, nbest=nbest, flashlight=flashlight)
+    return settings, build_decoder(settings, vocab, nbest=nbest)
 
 
 def cmd_train(args) -> int:
@@ -228,7 +228,10 @@ def cmd_evaluate(args) -> int:
 def cmd_transcribe(args) -> int:
     import contextlib
 
-    from asr.api import Model, is_exported, load_recognizer
+    from dataclasses import fields
+
+    from asr.api import load
+    from asr.decoder_settings import DecoderSettings
     from asr.errors import AsrError
     from asr.files import atomic_write
     from asr.inputs import collect_inputs, stdin_to_file
@@ -244,11 +247,10 @@ def cmd_transcribe(args) -> int:
         inputs = collect_inputs(args.files, stdin)
         if args.output_dir is None and (fmt == "all" or (fmt in ("srt", "vtt", "tsv") and len(inputs) > 1)):
             raise AsrError(f"--format {fmt} with {len(inputs)} input(s) needs --output-dir")
-        recognizer = load_recognizer(args.model, args.device)
-        settings, decoder = decoder_from_args(args, recognizer.vocab, nbest=args.nbest,
-                                              flashlight=not is_exported(recognizer))
         segments = SegmentOptions(max_seconds=args.max_segment, min_pause=args.min_pause)
-        model = stack.enter_context(Model(recognizer, settings, decoder, segments, args.batch_seconds, args.workers))
+        model = stack.enter_context(load(args.model, args.device, not args.untuned, segments, args.workers,
+                                         args.batch_seconds, args.nbest,
+                                         **{f.name: getattr(args, f.name) for f in fields(DecoderSettings)}))
         progress = stack.enter_context(_progress_bar(inputs, args.progress))
         failed = 0
         results = model.transcribe_many([i.path for i in inputs], args.same_speaker, progress)
@@ -300,8 +302,9 @@ def _progress_bar(inputs, wanted: bool | None):
         except Exception:  # reported when it is transcribed
             return 0.0
 
-    total = sum(seconds(i.path) for i in inputs) if wanted is not False else 0.0
-    if not (wanted or (wanted is None and sys.stderr.isatty() and total > 60)):
+    maybe = wanted or (wanted is None and sys.stderr.isatty())
+    total = sum(seconds(i.path) for i in inputs) if maybe else 0.0  # headers read only for a bar
+    if not (wanted or (maybe and total > 60)):
         yield _NoBar()
         return
     from tqdm import tqdm
