@@ -2,12 +2,13 @@
 with one line, instead of waiting forever."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+from test_distributed import free_port
 
 SCRIPT = """
 import sys, time
@@ -25,12 +26,6 @@ except AsrError as e:
     print("asr: error:", e)
     sys.exit(1)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("other", ["hang", "fail"])
