@@ -4,6 +4,7 @@ from one seeded generator, and is never applied to evaluation data."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -26,10 +27,14 @@ def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return 700 * (10 ** (mel / 2595) - 1)
 
 
+TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the voice channel of the telephone network (ITU-T G.712)
+MU = 255  # mu-law companding of 8-bit telephone samples (ITU-T G.711)
+
+
 class WaveAugment:
-    """Speed perturbation, then gain, then a random channel colouring (equalizer curve), then
-    additive noise at a random SNR, then (optionally) a simulated room response, each drawn
-    per utterance."""
+    """Speed perturbation, then a random channel colouring (equalizer curve), then additive
+    noise at a random SNR, then a simulated room response, then a telephone line, and last the
+    gain at which the recording is stored as 16-bit samples; each drawn per utterance."""
 
     def __init__(self, config: AugmentConfig, sample_rate: int, generator: torch.Generator):
         self.config = config
@@ -40,8 +45,8 @@ class WaveAugment:
     @property
     def active(self) -> bool:
         c = self.config
-        return (set(c.speeds) - {1.0} != set() or c.volume_db > 0 or c.eq_db > 0 or c.noise_prob > 0
-                or c.reverb_prob > 0)
+        return c.enabled and (set(c.speeds) - {1.0} != set() or c.gain_db != (0.0, 0.0) or c.eq_db > 0
+                              or c.noise_prob > 0 or c.reverb_prob > 0 or c.telephone_prob > 0)
 
     def _rand(self, *shape) -> torch.Tensor:
         return torch.rand(*shape, generator=self.generator)
@@ -49,19 +54,24 @@ class WaveAugment:
     def __call__(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) zero-padded waveforms + (B,) lengths -> augmented ones (a new tensor)."""
         c = self.config
+        if not self.active:
+            return waves, lengths
         if set(c.speeds) - {1.0}:
             waves, lengths = self.speed(waves, lengths)
         device, B = waves.device, waves.shape[0]
         valid = torch.arange(waves.shape[1], device=device) < lengths[:, None]
-        if c.volume_db > 0:
-            gain_db = (self._rand(B) * 2 - 1) * c.volume_db
-            waves = waves * (10 ** (gain_db / 20)).to(device)[:, None]
         if c.eq_db > 0:
             waves = self.equalize(waves, valid)
         if c.noise_prob > 0:
             waves = self.add_noise(waves, lengths, valid)
         if c.reverb_prob > 0:
             waves = self.reverberate(waves, lengths)
+        if c.telephone_prob > 0:
+            waves = self.telephone(waves, valid)
+        if c.gain_db != (0.0, 0.0):
+            low, high = c.gain_db
+            gain = 10 ** ((low + self._rand(B) * (high - low)) / 20)
+            waves = torch.round((waves * gain.to(device)[:, None]).clamp(-1, 1) * 32767) / 32767
         return waves * valid, lengths
 
     def speed(self, waves: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,6 +159,28 @@ class WaveAugment:
             out[babble_rows] = voices[babble_rows]
         return out
 
+    def telephone(self, waves: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """A telephone line for the chosen utterances: the 300-3400 Hz band (zero-padded FFT, so
+        nothing wraps around), then 8-bit mu-law samples at a random level (peak at -20 to 0 dBFS),
+        played back at the level the utterance came in at."""
+        B, S = waves.shape
+        chosen = (self._rand(B) < self.config.telephone_prob).tolist()
+        rows = [b for b in range(B) if chosen[b]]
+        if not rows:
+            return waves
+        n = 1 << S.bit_length()
+        freqs = torch.fft.rfftfreq(n, 1 / self.rate).to(waves.device)
+        band = ((freqs >= TELEPHONE_BAND[0]) & (freqs <= TELEPHONE_BAND[1])).to(waves.dtype)
+        line = torch.fft.irfft(torch.fft.rfft(waves[rows], n) * band, n)[:, :S] * valid[rows]
+        peak = line.abs().amax(1, keepdim=True).clamp(min=1e-8)
+        level = (10 ** -self._rand(len(rows), 1)).to(waves.device)  # peak at 0 to -20 dBFS
+        x = (line / peak * level).clamp(-1, 1)
+        code = torch.round(torch.sign(x) * torch.log1p(MU * x.abs()) / math.log1p(MU) * 127) / 127
+        decoded = torch.sign(code) * ((1 + MU) ** code.abs() - 1) / MU
+        out = waves.clone()
+        out[rows] = decoded / level * peak
+        return out
+
     def reverberate(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Convolve with an exponentially decaying noise tail (RT60 0.2-0.8 s), direct path first."""
         from torchaudio.functional import fftconvolve
@@ -183,7 +215,7 @@ class VocalTractWarp:
     warp runs linearly to the Nyquist frequency, which stays put, so no band is lost or invented.
     Unlike speed perturbation, timing and length are untouched.
 
-    Works on the features the extractor returns: under global normalization they are warped in
+    Works on the features the extractor returns: under training-set statistics they are warped in
     the log-mel domain and normalized again (the statistics differ from band to band); padded
     frames stay zero."""
 
@@ -227,7 +259,7 @@ class VocalTractWarp:
         position = self.source_bins(factors).to(x.device)
         low = position.floor().long().clamp(max=F - 2)
         weight = (position - low).to(x.dtype)[:, None, :]
-        normalized = self.features.config.normalize == "global"
+        normalized = self.features.config.training_stats
         raw = x * self.features.std + self.features.mean if normalized else x
         pick = lambda index: raw.gather(2, index[:, None, :].expand(B, T, F))  # noqa: E731
         out = pick(low) * (1 - weight) + pick(low + 1) * weight
@@ -235,6 +267,14 @@ class VocalTractWarp:
             out = (out - self.features.mean) / self.features.std
         valid = torch.arange(T, device=x.device)[None, :] < frames.to(x.device)[:, None]
         return out * valid[:, :, None]
+
+
+def build_augmentation(config: AugmentConfig, features, generator: torch.Generator) -> tuple[WaveAugment, VocalTractWarp]:
+    """A training run's waveform augmentation and VTLP, drawing from ``generator`` (both off when
+    ``config.enabled`` is false)."""
+    vtlp = config.vtlp if config.enabled else 0.0
+    return (WaveAugment(config, features.config.sample_rate, generator),
+            VocalTractWarp(vtlp, features, generator))
 
 
 def augment_features(x: torch.Tensor, frames: torch.Tensor, vtlp: VocalTractWarp, config: SpecAugmentConfig,

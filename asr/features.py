@@ -19,6 +19,7 @@ from asr.config import FeatureConfig
 
 LOG_FLOOR = 1e-6  # added to mel power before the log, avoids log(0) on digital silence
 SPEECH_RANGE = 3.0 * math.log(10)  # speech frames: within 30 dB of the utterance's loudest
+LEVEL_FRAMES = 10  # normalize == "level": the utterance's level is that of its loudest 100 ms (10 frames)
 
 
 class FeatureExtractor(nn.Module):
@@ -39,7 +40,7 @@ class FeatureExtractor(nn.Module):
             self.transform = T.MFCC(config.sample_rate, n_mfcc=config.n_mfcc, log_mels=True,
                                     melkwargs=mel_kwargs)
             self.dim = config.n_mfcc
-        # Training-set statistics for normalize == "global" (for "speaker", the spread within
+        # Training-set statistics for normalize == "global" or "level" (for "speaker", the spread within
         # speakers: the means come with each batch); saved with the model.
         self.register_buffer("mean", torch.zeros(self.dim))
         self.register_buffer("std", torch.ones(self.dim))
@@ -54,13 +55,19 @@ class FeatureExtractor(nn.Module):
         return torch.div(sample_lengths, self.hop_length, rounding_mode="floor") + 1
 
     def raw(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Un-normalized features (B, T, F), with frames past each length zeroed."""
-        with torch.autocast(waveforms.device.type, enabled=False):
-            x = self.transform(waveforms.float())  # (B, F, T)
-            if self.config.kind == "logmel":
-                x = torch.log(x + LOG_FLOOR)
-        x = x.transpose(1, 2)  # (B, F, T) -> (B, T, F)
+        """Features (B, T, F) before mean/variance normalization, with frames past each length
+        zeroed. Under normalize == "level" each utterance's mel power is divided by its level
+        first, so that a recording made louder or quieter gives the same features (the log's
+        floor then sits at a fixed distance below the speech, whatever the gain)."""
         frames = self.frame_lengths(lengths).clamp(min=1)
+        with torch.autocast(waveforms.device.type, enabled=False):
+            mel_spectrogram = self.transform if self.config.kind == "logmel" else self.transform.MelSpectrogram
+            power = mel_spectrogram(waveforms.float()).transpose(1, 2)  # (B, T, n_mels)
+            if self.config.normalize == "level":
+                power = power / utterance_level(power, frames)[:, None, None]
+            x = torch.log(power + LOG_FLOOR)  # as torchaudio's MFCC (log_mels=True) takes it too
+            if self.config.kind == "mfcc":
+                x = x @ self.transform.dct_mat
         mask = lengths_to_mask(frames, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
         return x.masked_fill(~mask, 0.0), frames
 
@@ -70,7 +77,7 @@ class FeatureExtractor(nn.Module):
         normalize == "speaker"; without it each utterance is its own speaker."""
         x, frames = self.raw(waveforms, lengths)
         mask = lengths_to_mask(frames, x.shape[1]).unsqueeze(-1)
-        if self.config.normalize == "speaker":
+        if self.config.per_speaker:
             if means is None:
                 speech = self.speech_frames(waveforms, frames, x.shape[1]).unsqueeze(-1).to(x.dtype)
                 means = (x * speech).sum(1) / speech.sum(1)
@@ -80,7 +87,7 @@ class FeatureExtractor(nn.Module):
             mean = x.sum(1, keepdim=True) / count
             var = ((x - mean).masked_fill(~mask, 0.0) ** 2).sum(1, keepdim=True) / count
             x = (x - mean) / (var.sqrt() + 1e-5)
-        elif self.config.normalize == "global":
+        elif self.config.training_stats:
             x = (x - self.mean) / self.std
         return x.masked_fill(~mask, 0.0), frames
 
@@ -139,6 +146,17 @@ class FeatureExtractor(nn.Module):
         spread = total_sq - (2 * means * total - count.unsqueeze(1) * means ** 2).sum(0)
         within = spread / count.sum().clamp(min=1)
         return means.float(), within.clamp(min=1e-10).sqrt().float()
+
+
+def utterance_level(power: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """(B, T, F) mel power + (B,) frame lengths -> (B,) each utterance's level: the geometric mean,
+    over its LEVEL_FRAMES loudest valid frames, of their mean power over bins. Silence before and
+    after the words does not move it, and one loud click counts for a tenth of it (in dB)."""
+    energy = power.mean(2).masked_fill(~lengths_to_mask(frames, power.shape[1]), 0.0)
+    loudest = energy.sort(dim=1, descending=True).values[:, :LEVEL_FRAMES].clamp(min=1e-30)
+    count = frames.clamp(max=LEVEL_FRAMES)
+    taken = lengths_to_mask(count, loudest.shape[1])
+    return torch.exp((loudest.log() * taken).sum(1) / count)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

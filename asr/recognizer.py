@@ -66,7 +66,7 @@ class Recognizer:
     @property
     def per_speaker(self) -> bool:
         """Whether features are normalized by a speaker mean (``means`` of ``batch_log_probs``)."""
-        return self.features.config.normalize == "speaker"
+        return self.features.config.per_speaker
 
     def batch_log_probs(self, waves: list[np.ndarray], means: list[np.ndarray | None] | None = None
                         ) -> list[np.ndarray]:

@@ -33,6 +33,7 @@ FORMAT = "asr-onnx"
 VERSION = 1
 METADATA_KEY = "asr"
 LOG_FLOOR = 1e-6  # as asr.features
+LEVEL_FRAMES = 10  # as asr.features
 SPEECH_RANGE = 3.0 * math.log(10)
 
 
@@ -53,6 +54,7 @@ class NumpyFeatures:
 
     def __init__(self, meta: dict):
         config = from_dict(FeatureConfig, meta["feature_config"], "features")  # checked as any config is
+        self.config = config
         self.kind, self.normalize, self.sample_rate = config.kind, config.normalize, config.sample_rate
         self.n_fft, self.win_length, self.hop_length = meta["n_fft"], meta["win_length"], meta["hop_length"]
         window = decode_array(meta["window"])  # (win_length,), centred in n_fft as torch.stft does
@@ -77,8 +79,11 @@ class NumpyFeatures:
         frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[::self.hop_length]
         frames = frames[:len(wave) // self.hop_length + 1]
         spectrum = np.fft.rfft(frames * self.window, axis=1)
-        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)
-        x = np.log(power @ self.mel + LOG_FLOOR)
+        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) @ self.mel
+        if self.normalize == "level":
+            loudest = np.sort(power.mean(axis=1))[::-1][:LEVEL_FRAMES]  # as asr.features.utterance_level
+            power = power / np.exp(np.log(np.maximum(loudest, 1e-30)).mean())
+        x = np.log(power + LOG_FLOOR)
         return x @ self.dct if self.dct is not None else x
 
     def speech_frames(self, wave: np.ndarray, count: int) -> np.ndarray:
@@ -99,13 +104,13 @@ class NumpyFeatures:
 
     def __call__(self, wave: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
         x = self.raw(wave)
-        if self.normalize == "speaker":
+        if self.config.per_speaker:
             mean = self.own_mean(wave, x) if mean is None else np.asarray(mean, np.float32)
             x = (x - mean) / self.std
         elif self.normalize == "utterance":
             mean = x.mean(axis=0)
             x = (x - mean) / (np.sqrt(((x - mean) ** 2).mean(axis=0)) + 1e-5)
-        elif self.normalize == "global":
+        elif self.config.training_stats:
             x = (x - self.mean) / self.std
         return x.astype(np.float32)
 
@@ -152,7 +157,7 @@ class OnnxRecognizer:
 
     @property
     def per_speaker(self) -> bool:
-        return self.features.normalize == "speaker"
+        return self.features.config.per_speaker
 
     def batch_log_probs(self, waves: list[np.ndarray], means: list | None = None) -> list[np.ndarray]:
         """One (T, V) float32 array of log-probs per utterance. The rows are dealt to one thread

@@ -24,7 +24,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from asr.augment import VocalTractWarp, WaveAugment, augment_features
+from asr.augment import augment_features, build_augmentation
 from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.recognizer import Recognizer, pick_device
 from asr.config import TrainConfig, to_dict
@@ -274,11 +274,11 @@ class _Trainer:
         if dist.world_size > 1:
             log.info("distributed: %d processes (%s), a share of every global batch each", dist.world_size,
                      torch.distributed.get_backend())
-        if config.features.normalize == "global" and state is None and pretrained is None:
+        if config.features.training_stats and state is None and pretrained is None:
             stats_loader = make_loader(train_set, data.batch_seconds, 256, shuffle=False,
                                        num_workers=data.num_workers)
             self.features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
-        if config.features.normalize == "speaker":
+        if config.features.per_speaker:
             # each speaker's mean features (clean audio), for the training and the dev set alike;
             # the spread within speakers is fitted from scratch (fine-tuning keeps the checkpoint's)
             within = speaker_normalization(train_set, self.features, data.batch_seconds, data.num_workers)
@@ -304,8 +304,7 @@ class _Trainer:
         self.scaler = (torch.amp.GradScaler(device.type)
                        if self.use_amp and self.amp_dtype == torch.float16 else None)
         self.augment_rng = torch.Generator().manual_seed(config.seed + dist.rank)  # each process its own draws
-        self.wave_augment = WaveAugment(config.augment, self.rate, self.augment_rng)
-        self.vtlp = VocalTractWarp(config.augment.vtlp, self.features, self.augment_rng)
+        self.wave_augment, self.vtlp = build_augmentation(config.augment, self.features, self.augment_rng)
 
         self.progress = Progress()
         if state is not None:

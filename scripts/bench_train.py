@@ -9,7 +9,7 @@ second for each and their ratio; on CUDA also how busy the GPU was during each (
 utilization sampled every 50 ms, peak memory).
 
     python scripts/bench_train.py --manifest exp/fsdd/data/train.jsonl --config recipes/fsdd/conf.yaml
-    python scripts/bench_train.py ... augment.speeds=[0.9,1.0,1.1] augment.noise_prob=0.5 augment.vtlp=0.1
+    python scripts/bench_train.py ... augment.enabled=false   # or any augment.* key
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from asr.augment import VocalTractWarp, WaveAugment, augment_features  # noqa: E402
+from asr.augment import augment_features, build_augmentation  # noqa: E402
 from asr.recognizer import pick_device  # noqa: E402
 from asr.config import load_train_config  # noqa: E402
 from asr.data import SpeechDataset, make_loader, read_manifest  # noqa: E402
@@ -72,8 +72,7 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.optim.lr)
     ctc = torch.nn.CTCLoss(blank=0, zero_infinity=True)
     generator = torch.Generator().manual_seed(config.seed)
-    augment = WaveAugment(config.augment, config.features.sample_rate, generator)
-    vtlp = VocalTractWarp(config.augment.vtlp, features, generator)
+    augment, vtlp = build_augmentation(config.augment, features, generator)
     use_amp = config.amp and device.type == "cuda"
 
     def sync():

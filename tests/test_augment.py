@@ -16,21 +16,33 @@ def batch(seed=0):
     return waves, lengths
 
 
+NONE = dict(speeds=(1.0,), gain_db=(0.0, 0.0), eq_db=0.0, noise_prob=0.0, reverb_prob=0.0, telephone_prob=0.0)
+
+
+def only(**settings) -> AugmentConfig:
+    """A config with only ``settings`` on (every kind is on by default)."""
+    return AugmentConfig(**{**NONE, **settings})
+
+
 def augment(config, seed=1):
     return WaveAugment(config, RATE, torch.Generator().manual_seed(seed))
 
 
-def test_off_by_default_and_identity_when_off():
-    aug = augment(AugmentConfig())
-    assert not aug.active
+def test_on_by_default_and_identity_when_off():
+    assert augment(AugmentConfig()).active
     waves, lengths = batch()
-    out, out_lengths = aug(waves, lengths)
-    assert torch.equal(out, waves) and torch.equal(out_lengths, lengths)
+    for config in (AugmentConfig(enabled=False), only()):
+        aug = augment(config)
+        assert not aug.active
+        out, out_lengths = aug(waves, lengths)
+        assert torch.equal(out, waves) and torch.equal(out_lengths, lengths)
+    out, out_lengths = augment(AugmentConfig())(waves, lengths)  # everything at once runs and keeps padding silent
+    assert all(out[i, m:].abs().sum() == 0 for i, m in enumerate(out_lengths.tolist()))
 
 
 def test_speed_changes_lengths_by_the_factor_and_seeds_reproduce():
     waves, lengths = batch()
-    config = AugmentConfig(speeds=(0.9, 1.1))
+    config = only(speeds=(0.9, 1.1))
     out, out_lengths = augment(config)(waves, lengths)
     for n, m in zip(lengths.tolist(), out_lengths.tolist()):
         assert min(abs(m - n / 0.9), abs(m - n / 1.1)) <= 1
@@ -42,19 +54,23 @@ def test_speed_changes_lengths_by_the_factor_and_seeds_reproduce():
     assert not (other.shape == out.shape and torch.equal(other, out))
 
 
-def test_volume_scales_each_utterance_within_the_range():
+def test_gain_scales_each_utterance_within_the_range_and_stores_it_as_16_bit_samples():
     waves, lengths = batch()
-    out, out_lengths = augment(AugmentConfig(volume_db=6.0))(waves, lengths)
+    out, out_lengths = augment(only(gain_db=(-6.0, 6.0)))(waves, lengths)
     assert torch.equal(out_lengths, lengths)
+    assert torch.equal(torch.round(out * 32767), out * 32767)  # on the 16-bit grid
     for i, n in enumerate(lengths.tolist()):
-        ratio = out[i, :n] / waves[i, :n]
-        assert torch.allclose(ratio, ratio[0]) and 10 ** (-6 / 20) - 1e-6 <= ratio[0] <= 10 ** (6 / 20) + 1e-6
+        gain = float((out[i, :n] * waves[i, :n]).sum() / (waves[i, :n] ** 2).sum())
+        assert 10 ** (-6 / 20) - 1e-3 <= gain <= 10 ** (6 / 20) + 1e-3
+        assert torch.allclose(out[i, :n], waves[i, :n] * gain, atol=1 / 32767)
+    loud, _ = augment(only(gain_db=(30.0, 30.0)))(waves, lengths)
+    assert loud.abs().max() <= 1.0 and (loud.abs() == 1.0).any()  # clipped at full scale, as a recorder would
 
 
 @pytest.mark.parametrize("kind", ["white", "pink", "babble"])
 def test_noise_lands_at_the_drawn_snr_and_never_in_the_padding(kind):
     waves, lengths = batch()
-    out, out_lengths = augment(AugmentConfig(noise_prob=1.0, snr_db=(10.0, 20.0), noise_kinds=(kind,)))(waves, lengths)
+    out, out_lengths = augment(only(noise_prob=1.0, snr_db=(10.0, 20.0), noise_kinds=(kind,)))(waves, lengths)
     assert torch.equal(out_lengths, lengths)
     for i, n in enumerate(lengths.tolist()):
         noise = out[i, :n] - waves[i, :n]
@@ -69,7 +85,7 @@ def test_noise_from_recordings(tmp_path):
 
     sf.write(tmp_path / "hum.wav", (0.3 * np.sin(np.arange(4000) * 0.2)).astype("float32"), RATE)
     waves, lengths = batch()
-    config = AugmentConfig(noise_prob=1.0, snr_db=(5.0, 5.0), noise=str(tmp_path))
+    config = only(noise_prob=1.0, snr_db=(5.0, 5.0), noise=str(tmp_path))
     out, _ = augment(config)(waves, lengths)
     noise = out[0, :8000] - waves[0, :8000]
     assert float(10 * torch.log10(waves[0].pow(2).mean() / noise.pow(2).mean())) == pytest.approx(5.0, abs=1e-3)
@@ -79,15 +95,30 @@ def test_noise_from_recordings(tmp_path):
 
 def test_reverb_keeps_length_and_energy():
     waves, lengths = batch()
-    out, out_lengths = augment(AugmentConfig(reverb_prob=1.0))(waves, lengths)
+    out, out_lengths = augment(only(reverb_prob=1.0))(waves, lengths)
     assert torch.equal(out_lengths, lengths) and not torch.equal(out, waves)
     for i, n in enumerate(lengths.tolist()):
         assert float(out[i, :n].pow(2).sum()) == pytest.approx(float(waves[i, :n].pow(2).sum()), rel=0.05)
 
 
+def test_telephone_keeps_the_voice_band_only_and_quantizes_it():
+    waves, lengths = batch()
+    out, out_lengths = augment(only(telephone_prob=1.0))(waves, lengths)
+    assert torch.equal(out_lengths, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        assert out[i, n:].abs().sum() == 0
+        before = torch.fft.rfft(waves[i, :n]).abs().pow(2)
+        after = torch.fft.rfft(out[i, :n]).abs().pow(2)
+        hz = torch.fft.rfftfreq(n, 1 / RATE)
+        inside, outside = (hz > 500) & (hz < 3200), (hz < 150) | (hz > 3700)
+        assert after[outside].sum() < 0.02 * before[outside].sum()  # out of band: gone (but for mu-law's noise)
+        assert after[inside].sum() == pytest.approx(float(before[inside].sum()), rel=0.1)  # in band: kept
+        assert len(torch.unique(out[i, :n])) <= 256  # 8-bit samples
+
+
 def test_equalizer_colours_the_spectrum_within_the_range_and_keeps_the_rest():
     waves, lengths = batch()
-    config = AugmentConfig(eq_db=6.0)
+    config = only(eq_db=6.0)
     out, out_lengths = augment(config)(waves, lengths)
     assert torch.equal(out_lengths, lengths) and out.shape == waves.shape
     curves = []

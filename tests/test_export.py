@@ -36,7 +36,7 @@ def exported(tiny_model, tmp_path_factory):
 
 
 @pytest.mark.parametrize("kind", ["logmel", "mfcc"])
-@pytest.mark.parametrize("normalize", ["utterance", "speaker", "global", "none"])
+@pytest.mark.parametrize("normalize", ["level", "utterance", "speaker", "global", "none"])
 def test_numpy_features_equal_torch_features(kind, normalize):
     config = FeatureConfig(kind=kind, sample_rate=16000, n_mels=40, n_mfcc=13, normalize=normalize)
     torch_features = FeatureExtractor(config).eval()

@@ -38,7 +38,7 @@ def test_mfcc_agrees_with_librosa(speech):
     np.testing.assert_allclose(ours[0].numpy(), ref, atol=5e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("normalize", ["utterance", "speaker", "global", "none"])
+@pytest.mark.parametrize("normalize", ["level", "utterance", "speaker", "global", "none"])
 def test_padding_changes_no_valid_frame(speech, normalize):
     fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize=normalize))
     n = len(speech) * 2 // 3
@@ -51,6 +51,34 @@ def test_padding_changes_no_valid_frame(speech, normalize):
     assert int(n_padded[0]) == int(n_alone[0]) == alone.shape[1]
     torch.testing.assert_close(padded[0, : alone.shape[1]], alone[0], atol=1e-4, rtol=1e-4)
     assert padded[0, alone.shape[1]:].abs().max() == 0
+
+
+@pytest.mark.parametrize("kind", ["logmel", "mfcc"])
+def test_level_normalization_is_blind_to_gain_and_to_silence_around_the_words(speech, kind):
+    fe = FeatureExtractor(FeatureConfig(kind=kind, sample_rate=8000, n_mels=40, n_mfcc=13, normalize="level"))
+    wave = torch.from_numpy(speech)[None]
+    x, _ = fe(wave, torch.tensor([len(speech)]))
+    for gain in (10 ** (-35 / 20), 10 ** (10 / 20)):  # float samples: no quantization, so the same features
+        y, _ = fe(wave * gain, torch.tensor([len(speech)]))
+        torch.testing.assert_close(y, x, atol=1e-3, rtol=1e-3)
+    global_fe = FeatureExtractor(FeatureConfig(kind=kind, sample_rate=8000, n_mels=40, n_mfcc=13, normalize="global"))
+    z, _ = global_fe(wave * 0.01, torch.tensor([len(speech)]))
+    assert (z - global_fe(wave, torch.tensor([len(speech)]))[0]).abs().max() > 1  # unlike plain statistics
+    # half a second of faint noise on either side moves the level by little (the utterance
+    # normalization of the same recording moves much more)
+    quiet = np.random.default_rng(0).standard_normal(4000).astype(np.float32) * 1e-4
+    padded = torch.from_numpy(np.concatenate([quiet, speech, quiet]))[None]
+    frames = int(x.shape[1])
+    for mode, limit in (("level", 0.05), ("utterance", None)):
+        f = FeatureExtractor(FeatureConfig(kind=kind, sample_rate=8000, n_mels=40, n_mfcc=13, normalize=mode))
+        alone, _ = f(wave, torch.tensor([len(speech)]))
+        inside, _ = f(padded, torch.tensor([padded.shape[1]]))
+        middle = inside[0, 50:50 + frames]  # the same frames: 4,000 samples = 50 hops later
+        shift = float((middle[5:-5] - alone[0, 5:-5]).mean(1).abs().median())
+        if limit:
+            assert shift < limit
+        else:
+            assert shift > 0.2
 
 
 def test_utterance_normalization_statistics(speech):

@@ -117,7 +117,7 @@ def test_training_with_every_augmentation_on(tmp_path):
     manifest = write_fsdd_manifest(tmp_path / "six.jsonl", OVERFIT_ITEMS)
     overrides = TINY_OVERRIDES + [
         f"exp_dir={tmp_path / 'exp'}", f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
-        "epochs=2", "log_every=1", "data.batch_seconds=2", "augment.speeds=[0.9,1.0,1.1]", "augment.volume_db=6",
+        "epochs=2", "log_every=1", "data.batch_seconds=2", "augment.enabled=true", "augment.speeds=[0.9,1.0,1.1]", "augment.gain_db=[-20,6]", "augment.telephone_prob=0.5",
         "augment.eq_db=8", "augment.noise_prob=0.5", "augment.reverb_prob=0.3", "augment.vtlp=0.1"]
     train(load_train_config(None, overrides), show_progress=False)
     losses = [float(x) for x in re.findall(r"step \d+ loss ([\d.]+)", (tmp_path / "exp" / "train.log").read_text())]
@@ -174,8 +174,8 @@ def test_speaker_normalized_features_learn_two_speakers(tiny_model, tmp_path):
         "average_last=0"]), show_progress=False))
     assert tuned.features.config.normalize == "speaker"
     assert torch.equal(tuned.features.std, load_checkpoint(base).features.std)
-    checkpoint, _ = tiny_model  # per-utterance statistics
-    with pytest.raises(AsrError, match=r"features.normalize utterance \(config: speaker\)"):
+    checkpoint, _ = tiny_model  # level-normalized: its features are not those a speaker mean is taken of
+    with pytest.raises(AsrError, match=r"features.normalize level \(config: speaker\)"):
         train(load_train_config(None, overrides + [f"exp_dir={tmp_path / 'x'}", f"init_from={checkpoint}"]),
               show_progress=False)
 
