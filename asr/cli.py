@@ -22,6 +22,12 @@ EVALUATE_EXAMPLE = """example:
   asr evaluate --model exp/fsdd/best.pt --manifest data/test.jsonl --report exp/fsdd/test-report.jsonl
 Prints WER, CER and error counts; the report has one JSON line per utterance."""
 
+CONDITIONS_EXAMPLE = """example:
+  asr conditions --manifest data/test.jsonl --out-dir data/conditions --sample-rate 8000
+  asr evaluate --model exp/fsdd/best.pt --manifest data/conditions/conditions.jsonl   # WER per condition
+Conditions: """ + "clean, level-30dB, level-20dB, level-10dB, level+6dB, {white,pink,babble}-snr{20,10}, speed-0.9, "\
+    "speed-1.1, telephone, room, wav-44k-stereo, flac-22k-24bit, wav-48k-float, ogg-16k (asr/conditions.py)."
+
 TRANSCRIBE_EXAMPLE = """example:
   asr transcribe --model exp/fsdd/best.pt recording.wav other.flac
   asr transcribe --model exp/fsdd/best.pt --format srt --output-dir subs/ meeting.wav calls/
@@ -135,6 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--untuned", action="store_true", help="ignore the tuned decoder settings beside the model")
     p.set_defaults(run=cmd_serve)
 
+    p = sub.add_parser("conditions", help="robustness test sets: a manifest's recordings at other levels, "
+                       "with noise, faster/slower, by telephone, in a room, in other formats",
+                       epilog=CONDITIONS_EXAMPLE, formatter_class=fmt)
+    p.add_argument("--manifest", required=True, help="the test set to change (JSON Lines manifest)")
+    p.add_argument("--out-dir", required=True, help="where the changed recordings go (one folder per condition)")
+    p.add_argument("--out", help="the manifest written (default: OUT_DIR/conditions.jsonl)")
+    p.add_argument("--conditions", default="", help="comma-separated names (default: all of them)")
+    p.add_argument("--sample-rate", type=int, default=16000, help="rate the recordings are read and changed at")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(run=cmd_conditions)
+
     p = sub.add_parser("lm", help="language models")
     lm_sub = p.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
     p = lm_sub.add_parser("build", help="word n-gram LM (Kneser-Ney) from text, written as ARPA",
@@ -208,7 +225,7 @@ def cmd_evaluate(args) -> int:
     from asr.checkpoint import load_checkpoint
     from asr.recognizer import pick_device
     from asr.decoder_settings import describe
-    from asr.evaluate import evaluate_manifest, write_report
+    from asr.evaluate import evaluate_manifest, group_summaries, write_report
 
     recognizer = load_checkpoint(args.model, pick_device(args.device))
     settings, decoder = decoder_from_args(args, recognizer.vocab)
@@ -216,12 +233,32 @@ def cmd_evaluate(args) -> int:
                                       decode_workers=args.workers)
     report = Path(args.report or Path(args.model).with_name(f"report-{Path(args.manifest).stem}.jsonl"))
     write_report(report, rows)
+    groups = group_summaries(rows)
     if args.json:
         print(json.dumps({**summary.as_dict(), "manifest": args.manifest, "report": str(report),
-                          "decoder": describe(settings), "decoder_settings": asdict(settings)}))
+                          "decoder": describe(settings), "decoder_settings": asdict(settings),
+                          **{f"by_{key}": {value: s.as_dict() for value, s in by.items()}
+                             for key, by in groups.items()}}))
     else:
         print(f"{args.manifest} ({describe(settings)}): {summary}")
+        for key, by in groups.items():
+            width = max(len(value) for value in by)
+            for value, s in by.items():
+                print(f"  {key} {value:<{width}}  {s}")
         print(f"per-utterance report: {report}")
+    return 0
+
+
+def cmd_conditions(args) -> int:
+    from pathlib import Path
+
+    from asr.conditions import pick, write_condition_manifest
+    from asr.data import read_manifest
+
+    out = Path(args.out or Path(args.out_dir) / "conditions.jsonl")
+    count = write_condition_manifest(read_manifest(args.manifest), args.out_dir, out, args.sample_rate, args.seed,
+                                     pick(args.conditions))
+    print(f"wrote {out}: {count} recordings")
     return 0
 
 

@@ -32,7 +32,8 @@ class Utterance:
     duration: float  # seconds
     text: str  # normalized transcript
     where: str  # "manifest.jsonl:LINE", for error messages
-    speaker: str | None = None  # who speaks (for per-speaker feature normalization)
+    speaker: str | None = None  # who speaks (for per-speaker feature normalization, WER per speaker)
+    condition: str | None = None  # how the recording was changed (asr.conditions), for WER per condition
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -71,8 +72,11 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
             speaker = entry.get("speaker")
             if speaker is not None and not isinstance(speaker, (str, int)):
                 raise AsrError(f"{where}: 'speaker' must be a string or a number")
+            condition = entry.get("condition")
+            if condition is not None and not isinstance(condition, str):
+                raise AsrError(f"{where}: 'condition' must be a string")
             utterances.append(Utterance(str(audio), float(duration), normalize_text(entry["text"]), where,
-                                        None if speaker is None else str(speaker)))
+                                        None if speaker is None else str(speaker), condition))
     if not utterances:
         raise AsrError(f"{path}: manifest has no utterances")
     return utterances

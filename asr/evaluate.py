@@ -57,7 +57,7 @@ def compute_log_probs(recognizer: Recognizer, loader, amp: bool = True) -> list[
 def _loader(recognizer: Recognizer, utterances, batch_seconds: float, num_workers: int):
     dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
                             min_samples=recognizer.features.min_samples)
-    if recognizer.features.config.normalize == "speaker":
+    if recognizer.features.config.per_speaker:
         speaker_normalization(dataset, recognizer.features, batch_seconds, num_workers)
     return make_loader(dataset, batch_seconds, max_batch_size=256, shuffle=False, num_workers=num_workers)
 
@@ -80,7 +80,7 @@ def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decod
     utterance gets the mean of its speaker's utterances in the manifest."""
     utterances = read_manifest(manifest)
     means = None
-    if recognizer.features.config.normalize == "speaker":
+    if recognizer.features.config.per_speaker:
         dataset = SpeechDataset(utterances, recognizer.features.config.sample_rate,
                                 min_samples=recognizer.features.min_samples)
         speaker_normalization(dataset, recognizer.features, batch_seconds, num_workers)
@@ -94,10 +94,27 @@ def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decod
     references = [u.text for u in utterances]
     summary, counts = score(references, hypotheses)
     rows = [{"audio_filepath": u.audio_filepath, "reference": u.text, "hypothesis": h,
+             **{key: getattr(u, key) for key in GROUPS if getattr(u, key) is not None},
              "errors": c.errors, "substitutions": c.substitutions, "deletions": c.deletions,
              "insertions": c.insertions, "words": c.words}
             for u, h, c in zip(utterances, hypotheses, counts)]
     return summary, rows
+
+
+GROUPS = ("condition", "speaker")  # manifest fields by which a summary is also broken down
+
+
+def group_summaries(rows: list[dict]) -> dict[str, dict[str, Summary]]:
+    """{field: {value: summary}} for each of GROUPS that the report rows carry (in order of first
+    appearance): WER per condition of a robustness set, or per speaker."""
+    out = {}
+    for key in GROUPS:
+        values = list(dict.fromkeys(row[key] for row in rows if key in row))
+        if values:
+            out[key] = {value: score([r["reference"] for r in rows if r.get(key) == value],
+                                     [r["hypothesis"] for r in rows if r.get(key) == value])[0]
+                        for value in values}
+    return out
 
 
 def write_report(path: str | os.PathLike, rows: list[dict]) -> None:

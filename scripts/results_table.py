@@ -1,6 +1,7 @@
 """Markdown WER tables from `asr evaluate --json` outputs.
 
-One experiment, a row per test set and decoder:
+One experiment, a row per test set and decoder, then (for summaries of manifests with a
+``condition`` or ``speaker`` field) a row per condition and per speaker:
 
     python scripts/results_table.py --title "FSDD" exp/fsdd/eval-*.json > exp/fsdd/RESULTS.md
 
@@ -42,6 +43,24 @@ def per_file(title: str, files: list[str]) -> None:
         name = Path(s["manifest"]).stem
         print(f"| {name} | {s.get('decoder', 'greedy')} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | "
               f"{s['cer']:.2f} | {s['substitutions']} | {s['deletions']} | {s['insertions']} |")
+    for key in ("condition", "speaker"):
+        breakdown(key, summaries)
+
+
+def breakdown(key: str, summaries: list[dict]) -> None:
+    """A row per condition (or speaker) of the summaries that carry ``by_<key>``, a WER column per
+    test set and decoder."""
+    columns = [(Path(s["manifest"]).stem, s.get("decoder", "greedy").split(" ")[0].strip(","), s[f"by_{key}"])
+               for s in summaries if f"by_{key}" in s]
+    if not columns:
+        return
+    values = list(dict.fromkeys(v for _, _, by in columns for v in by))
+    print(f"\n### WER % by {key}\n")
+    print(f"| {key} | utterances | " + " | ".join(f"{name} {decoder}" for name, decoder, _ in columns) + " |")
+    print("| --- | ---: |" + " ---: |" * len(columns))
+    for v in values:
+        count = next(by[v]["utterances"] for _, _, by in columns if v in by)
+        print(f"| {v} | {count} | " + " | ".join(f"{by[v]['wer']:.2f}" if v in by else "" for _, _, by in columns) + " |")
 
 
 def across(title: str, folders: list[str], decoder: str) -> None:

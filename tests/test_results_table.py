@@ -30,6 +30,21 @@ def test_one_experiment_has_a_row_per_set_and_decoder(tmp_path):
     assert "| test-a | beam | 50 | 60 | 5.00 | 2.50 | 3 | 1 | 0 |" in out.stdout
 
 
+def test_summaries_by_condition_get_a_row_per_condition_and_a_column_per_decoder(tmp_path):
+    files = []
+    for decoder, wers in (("greedy", (1.0, 30.0)), ("beam", (0.5, 20.0))):
+        path = write_eval(tmp_path, "test-conditions", decoder, 9.0)
+        summary = json.loads(path.read_text())
+        summary["by_condition"] = {name: {**summary, "wer": wer, "utterances": 300}
+                                   for name, wer in zip(("clean", "level-30dB"), wers)}
+        path.write_text(json.dumps(summary))
+        files.append(path)
+    out = run(*files)
+    assert out.returncode == 0
+    assert "| condition | utterances | test-conditions greedy | test-conditions beam |" in out.stdout
+    assert "| clean | 300 | 1.00 | 0.50 |" in out.stdout and "| level-30dB | 300 | 30.00 | 20.00 |" in out.stdout
+
+
 def test_experiments_side_by_side_with_column_means(tmp_path):
     write_eval(tmp_path / "held-a", "test-heldout", "greedy", 20.0)
     write_eval(tmp_path / "held-a", "test-in", "greedy", 1.0)
