@@ -51,14 +51,26 @@ def test_heldout_speaker_never_reaches_train_or_dev(tmp_path):
     prepare.prepare(FSDD, tmp_path, {"george"}, {"train": 30, "dev": 10, "test": 60}, seed=7)
     for name in ("train", "dev", "test-isolated", "test-connected"):
         assert all(e["speaker"] != "george" for e in read(tmp_path / f"{name}.jsonl")), name
-    heldout = read(tmp_path / "test-heldout-isolated.jsonl")
-    assert len(heldout) == 50 and {e["speaker"] for e in heldout} == {"george"}
-    assert {take(e) for e in heldout} == {0, 1, 2, 3, 4}
+    heldout = read(tmp_path / "test-heldout-isolated.jsonl")  # every recording of theirs, each a test
+    assert len(heldout) == 500 and {e["speaker"] for e in heldout} == {"george"}
+    assert {take(e) for e in heldout} == set(range(50))
     connected = read(tmp_path / "test-heldout-connected.jsonl")
-    assert connected and {e["speaker"] for e in connected} == {"george"}
+    assert len(connected) == 100 and {e["speaker"] for e in connected} == {"george"}
     # preparing again without a held-out speaker removes the stale held-out sets
     prepare.prepare(FSDD, tmp_path, set(), {"train": 3, "dev": 1, "test": 2}, seed=7)
     assert not list(tmp_path.glob("test-heldout-*.jsonl"))
+
+
+def test_robustness_sets_are_built_from_the_official_test_takes(tmp_path):
+    prepare.prepare(FSDD, tmp_path, set(), {"train": 3, "dev": 1, "test": 2}, seed=7,
+                    conditions=["level-20dB", "telephone"])
+    entries = read(tmp_path / "test-conditions.jsonl")
+    isolated = read(tmp_path / "test-isolated.jsonl")
+    assert len(entries) == 600 and [e["condition"] for e in entries] == ["level-20dB"] * 300 + ["telephone"] * 300
+    assert [e["text"] for e in entries[:300]] == [e["text"] for e in isolated]
+    assert all((tmp_path / e["audio_filepath"]).is_file() for e in entries)  # relative to the manifest's folder
+    prepare.prepare(FSDD, tmp_path, set(), {"train": 3, "dev": 1, "test": 2}, seed=7)  # none asked: none left
+    assert not (tmp_path / "test-conditions.jsonl").exists()
 
 
 def test_preparation_is_deterministic(tmp_path):
@@ -119,13 +131,16 @@ def test_run_sh_end_to_end_and_resumable(tmp_path):
     exp = tmp_path / "exp"
     overrides = [o for o in TINY_OVERRIDES if not o.startswith("epochs=")] + ["epochs=1"]
     cmd = ["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--data-dir", str(data), "--exp-dir", str(exp),
-           "--connected", "8,2,4", "--", *overrides]
+           "--connected", "8,2,4", "--conditions", "clean,level-20dB", "--", *overrides]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     table = (exp / "RESULTS.md").read_text()
     assert "| test-isolated | greedy | 20 | 20 |" in table and "| test-connected | greedy | 4 |" in table
+    assert "| test-conditions | greedy | 40 | 40 |" in table
+    assert "| condition | utterances | test-conditions beam | test-conditions greedy |" in table
+    assert any(line.startswith("| level-20dB | 20 |") for line in table.splitlines())
     beam_rows = [line for line in table.splitlines() if "| beam 16, LM lm.arpa" in line]
-    assert len(beam_rows) == 2 and all("lexicon |" in line for line in beam_rows)
+    assert len(beam_rows) == 3 and all("lexicon |" in line for line in beam_rows)
     assert all((exp / f".done.{n}").exists() for n in range(7))
     assert (exp / "lm.arpa").read_text().startswith("\\data\\") and (exp / "best.decoder.json").is_file()
     lexicon = (exp / "lexicon.txt").read_text().split()

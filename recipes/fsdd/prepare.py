@@ -6,8 +6,14 @@ takes 5-6 the dev set (carved from train), takes 7-49 train. Connected digits:
 pauses (fixed seed), so the model learns word boundaries; the training set's
 also include single digits with pauses around them.
 
-With ``--heldout-speakers``, those speakers contribute nothing to train or dev;
-their test takes form separate test sets (isolated and connected).
+With ``--heldout-speakers``, those speakers contribute nothing to train or dev; all their
+recordings (50 takes of each digit) form separate test sets: isolated, and 100 connected
+strings a speaker.
+
+Unless ``--conditions none``, the official test takes are also changed the way real
+recordings differ (``asr.conditions``: level, noise, speed, telephone, room, formats; seeds
+of their own) into test-conditions.jsonl, whose ``condition`` field ``asr evaluate`` scores
+one by one.
 
 With ``--tts N``, training also gets N synthesized utterances (half single digits, half
 strings of 2-7 digits) spoken by the offline voices of ``asr.synthesis`` (espeak-ng
@@ -15,8 +21,9 @@ accents and variants, MBROLA, flite, pico, RHVoice, Festival; rate and pitch var
 hundreds of voices where FSDD has six speakers. Dev and test stay real recordings.
 
 Writes into OUT_DIR: train.jsonl, dev.jsonl, test-isolated.jsonl,
-test-connected.jsonl (+ test-heldout-isolated.jsonl, test-heldout-connected.jsonl)
-and the connected utterances' audio under wav/.
+test-connected.jsonl (+ test-heldout-isolated.jsonl, test-heldout-connected.jsonl,
+test-conditions.jsonl), the connected utterances' audio under wav/ and the changed
+recordings under conditions/.
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import audio_duration, load_audio, write_audio
+from asr.conditions import pick, write_condition_manifest
 from asr.corpus import recipe_main
-from asr.data import write_manifest
+from asr.data import read_manifest, write_manifest
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
 from asr.synthesis import Utterance, draw_voice, synthesize_all, voice_families
@@ -40,6 +48,7 @@ SAMPLE_RATE = 8000  # Hz, FSDD's native rate
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 TEST_TAKES, DEV_TAKES = range(0, 5), range(5, 7)
+HELDOUT_CONNECTED = 100  # connected-digit test strings per held-out speaker
 
 
 def download(download_dir: Path, url: str = ARCHIVE_URL) -> Path:
@@ -69,7 +78,7 @@ def scan(data_dir: Path) -> list[dict]:
 
 def split_of(item: dict, heldout: set[str]) -> str:
     if item["speaker"] in heldout:
-        return "test-heldout" if item["take"] in TEST_TAKES else "unused"
+        return "test-heldout"
     if item["take"] in TEST_TAKES:
         return "test"
     return "dev" if item["take"] in DEV_TAKES else "train"
@@ -134,7 +143,8 @@ def tts_entries(count: int, seed: int, out_dir: Path) -> list[dict]:
 
 
 def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[str, int], seed: int,
-            n_tts: int = 0) -> None:
+            n_tts: int = 0, conditions: list[str] | None = None) -> None:
+    """``conditions``: the names of asr.conditions to build test-conditions.jsonl from (None: none)."""
     items = scan(data_dir)
     speakers = {i["speaker"] for i in items}
     unknown = sorted(heldout - speakers)
@@ -160,15 +170,18 @@ def prepare(data_dir: Path, out_dir: Path, heldout: set[str], n_connected: dict[
     if heldout:
         manifests["test-heldout-isolated"] = isolated_entries(splits["test-heldout"])
         manifests["test-heldout-connected"] = connected_entries(
-            splits["test-heldout"], n_connected["test"] // 6 * len(heldout), seed + 3, out_dir,
-            "connected-test-heldout")
-    for stale in out_dir.glob("test-heldout-*.jsonl"):
-        if stale.stem not in manifests:
+            splits["test-heldout"], HELDOUT_CONNECTED * len(heldout), seed + 3, out_dir, "connected-test-heldout")
+    for stale in [*out_dir.glob("test-heldout-*.jsonl"), out_dir / "test-conditions.jsonl"]:
+        if stale.stem not in manifests and stale.exists():
             stale.unlink()
     for name, entries in manifests.items():
         write_manifest(out_dir / f"{name}.jsonl", entries)
         print(f"{out_dir / name}.jsonl: {len(entries)} utterances, "
               f"{sum(e['duration'] for e in entries) / 60:.1f} min")
+    if conditions:
+        count = write_condition_manifest(read_manifest(out_dir / "test-isolated.jsonl"), out_dir / "conditions",
+                                         out_dir / "test-conditions.jsonl", SAMPLE_RATE, seed + 5, conditions)
+        print(f"{out_dir / 'test-conditions.jsonl'}: {count} utterances in {len(conditions)} conditions")
 
 
 def main(argv=None) -> int:
@@ -180,11 +193,15 @@ def main(argv=None) -> int:
         p.add_argument("--tts", type=int, default=0, metavar="N",
                        help="N synthesized digit utterances added to training (needs recipes/synth/install_voices.sh)")
         p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--conditions", default="all",
+                       help="robustness test sets from the test takes: all, none, or comma-separated names "
+                            "(asr conditions --help lists them)")
 
     def prep(data_dir: Path, out_dir: Path, args) -> None:
         heldout = {s.strip() for s in args.heldout_speakers.split(",") if s.strip()}
         counts = {"train": args.connected_train, "dev": args.connected_dev, "test": args.connected_test}
-        prepare(data_dir, out_dir, heldout, counts, args.seed, args.tts)
+        conditions = None if args.conditions == "none" else pick("" if args.conditions == "all" else args.conditions)
+        prepare(data_dir, out_dir, heldout, counts, args.seed, args.tts, conditions)
 
     return recipe_main(__doc__, prep, lambda download_dir, args: download(download_dir), options, argv)
 

@@ -4,11 +4,12 @@
 #   recipes/fsdd/run.sh --data-dir ../shared/data/fsdd/recordings
 #   recipes/fsdd/run.sh --heldout-speakers george --exp-dir exp/fsdd-heldout-george
 #   recipes/fsdd/run.sh --tts 2000 ...   # + 2,000 digit utterances by synthetic voices (install_voices.sh)
+#   recipes/fsdd/run.sh --conditions none ...   # no robustness test sets (default: all; see asr conditions --help)
 #
 # Stages (each leaves a marker in EXP_DIR; a rerun skips finished stages, while --stage N
 # [--stop-stage M] reruns stages N..M whatever their markers say):
 #   0 data     download the FSDD archive unless --data-dir is given
-#   1 prepare  split, connected-digit utterances, JSON Lines manifests
+#   1 prepare  split, connected-digit utterances, robustness test sets, JSON Lines manifests
 #   2 lm       3-gram LM and lexicon from the training transcripts (+ --lm-text files)
 #   3 train    asr train with conf.yaml (+ KEY=VALUE overrides after --)
 #   4 tune     LM weight and word score of the beam decoder on the dev set
@@ -20,18 +21,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 heldout=""
 connected=1000,100,300
 tts=0
+conditions=all
 lexicon=1  # ten digit words
-recipe_usage() { header_usage; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST --tts N"; }
+recipe_usage() { header_usage; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST --tts N --conditions LIST"; }
 recipe_option() {
   case "$1" in
     --heldout-speakers) heldout=$2; taken=2 ;;
     --connected) connected=$2; taken=2 ;;
     --tts) tts=$2; taken=2 ;;
+    --conditions) conditions=$2; taken=2 ;;
   esac
 }
 source "$here/../stages.sh"
 parse_options "$@"
 IFS=, read -r n_train n_dev n_test <<< "$connected"
 corpus_stages "$here/prepare.py" --heldout-speakers "$heldout" \
-  --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test" --tts "$tts"
+  --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test" --tts "$tts" --conditions "$conditions"
 library_stages "FSDD (heldout: ${heldout:-none})"
