@@ -20,6 +20,7 @@ from asr.config import FeatureConfig
 LOG_FLOOR = 1e-6  # added to mel power before the log, avoids log(0) on digital silence
 SPEECH_RANGE = 3.0 * math.log(10)  # speech frames: within 30 dB of the utterance's loudest
 LEVEL_FRAMES = 10  # normalize == "level": the utterance's level is that of its loudest 100 ms (10 frames)
+LEVEL_RANGE = 20.0  # dB: a local level (features.level_window) stays within this of the whole utterance's
 
 
 class FeatureExtractor(nn.Module):
@@ -64,7 +65,8 @@ class FeatureExtractor(nn.Module):
             mel_spectrogram = self.transform if self.config.kind == "logmel" else self.transform.MelSpectrogram
             power = mel_spectrogram(waveforms.float()).transpose(1, 2)  # (B, T, n_mels)
             if self.config.normalize == "level":
-                power = power / utterance_level(power, frames)[:, None, None]
+                window = round(self.config.level_window * 1000 / self.config.hop_ms)
+                power = power / utterance_level(power, frames, window)[:, :, None]
             x = torch.log(power + LOG_FLOOR)  # as torchaudio's MFCC (log_mels=True) takes it too
             if self.config.kind == "mfcc":
                 x = x @ self.transform.dct_mat
@@ -148,12 +150,34 @@ class FeatureExtractor(nn.Module):
         return means.float(), within.clamp(min=1e-10).sqrt().float()
 
 
-def utterance_level(power: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """(B, T, F) mel power + (B,) frame lengths -> (B,) each utterance's level: the geometric mean,
-    over its LEVEL_FRAMES loudest valid frames, of their mean power over bins. Silence before and
-    after the words does not move it, and one loud click counts for a tenth of it (in dB)."""
-    energy = power.mean(2).masked_fill(~lengths_to_mask(frames, power.shape[1]), 0.0)
-    loudest = energy.sort(dim=1, descending=True).values[:, :LEVEL_FRAMES].clamp(min=1e-30)
+def utterance_level(power: torch.Tensor, frames: torch.Tensor, window: int = 0) -> torch.Tensor:
+    """(B, T, F) mel power + (B,) frame lengths -> (B, T) the speech level at each frame: the
+    geometric mean, over the LEVEL_FRAMES loudest valid frames, of their mean power over bins.
+    ``window`` 0: loudest of the whole utterance, one level for all its frames; silence before and
+    after the words does not move it, and one loud click counts for a tenth of it (in dB).
+    ``window`` W > 0: loudest within W frames either side of each stretch of LEVEL_FRAMES frames,
+    so that a quiet talker after a loud one in a long recording is read at their own level; never
+    below the whole utterance's level minus LEVEL_RANGE, so long silences stay quiet."""
+    B, T, _ = power.shape
+    valid = lengths_to_mask(frames, T)
+    energy = power.mean(2).masked_fill(~valid, 0.0)
+    whole = _loudest_mean(energy.sort(dim=1, descending=True).values, frames)
+    if window <= 0 or T <= window:  # every window holds the whole utterance
+        return whole[:, None].expand(B, T)
+    blocks = -(-T // LEVEL_FRAMES)
+    padded = torch.nn.functional.pad(energy, (window, window + blocks * LEVEL_FRAMES - T))
+    spans = padded.unfold(1, 2 * window + LEVEL_FRAMES, LEVEL_FRAMES)[:, :blocks]  # (B, blocks, span)
+    top = spans.topk(min(LEVEL_FRAMES, spans.shape[2]), dim=2).values  # (B, blocks, LEVEL_FRAMES)
+    counts = (spans > 0).sum(2).clamp(min=1, max=LEVEL_FRAMES)
+    taken = torch.arange(top.shape[2], device=top.device) < counts[..., None]
+    local = torch.exp((top.clamp(min=1e-30).log() * taken).sum(2) / counts)
+    local = torch.maximum(local, whole[:, None] * 10 ** (-LEVEL_RANGE / 10))
+    return local.repeat_interleave(LEVEL_FRAMES, dim=1)[:, :T]
+
+
+def _loudest_mean(ranked: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """(B, T) energies sorted loudest first -> (B,) geometric mean of the LEVEL_FRAMES loudest valid ones."""
+    loudest = ranked[:, :LEVEL_FRAMES].clamp(min=1e-30)
     count = frames.clamp(max=LEVEL_FRAMES)
     taken = lengths_to_mask(count, loudest.shape[1])
     return torch.exp((loudest.log() * taken).sum(1) / count)

@@ -34,6 +34,7 @@ VERSION = 1
 METADATA_KEY = "asr"
 LOG_FLOOR = 1e-6  # as asr.features
 LEVEL_FRAMES = 10  # as asr.features
+LEVEL_RANGE = 20.0  # as asr.features
 SPEECH_RANGE = 3.0 * math.log(10)
 
 
@@ -81,10 +82,27 @@ class NumpyFeatures:
         spectrum = np.fft.rfft(frames * self.window, axis=1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) @ self.mel
         if self.normalize == "level":
-            loudest = np.sort(power.mean(axis=1))[::-1][:LEVEL_FRAMES]  # as asr.features.utterance_level
-            power = power / np.exp(np.log(np.maximum(loudest, 1e-30)).mean())
+            power = power / self.level(power.mean(axis=1))[:, None]
         x = np.log(power + LOG_FLOOR)
         return x @ self.dct if self.dct is not None else x
+
+    def level(self, energy: np.ndarray) -> np.ndarray:
+        """(T,) mean power over bins -> (T,) the speech level at each frame, as
+        ``asr.features.utterance_level`` takes it."""
+        T = len(energy)
+        whole = np.exp(np.log(np.maximum(np.sort(energy)[::-1][:LEVEL_FRAMES], 1e-30)).mean())
+        window = round(self.config.level_window * 1000 / self.config.hop_ms)
+        if window <= 0 or T <= window:
+            return np.full(T, whole, np.float32)
+        blocks = -(-T // LEVEL_FRAMES)
+        padded = np.pad(energy, (window, window + blocks * LEVEL_FRAMES - T))
+        spans = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + LEVEL_FRAMES)[::LEVEL_FRAMES][:blocks]
+        top = -np.sort(-spans, axis=1)[:, :LEVEL_FRAMES]
+        counts = np.clip((spans > 0).sum(axis=1), 1, LEVEL_FRAMES)
+        taken = np.arange(top.shape[1]) < counts[:, None]
+        local = np.exp((np.log(np.maximum(top, 1e-30)) * taken).sum(axis=1) / counts)
+        local = np.maximum(local, whole * 10 ** (-LEVEL_RANGE / 10))
+        return np.repeat(local, LEVEL_FRAMES)[:T].astype(np.float32)
 
     def speech_frames(self, wave: np.ndarray, count: int) -> np.ndarray:
         """(count,) bool: frames whose window's power is within 30 dB of the loudest."""

@@ -52,6 +52,17 @@ def test_numpy_features_equal_torch_features(kind, normalize):
     np.testing.assert_allclose(got, expected[0].numpy(), atol=2e-4, rtol=1e-4)
 
 
+def test_numpy_features_equal_torch_features_with_a_level_window():
+    config = FeatureConfig(sample_rate=8000, n_mels=40, normalize="level", level_window=0.5)
+    torch_features = FeatureExtractor(config).eval()
+    numpy_features = NumpyFeatures(front_end_metadata(torch_features))
+    parts = [load_audio(fsdd_file(d), 8000) * g for d, g in ((3, 1.0), (5, 0.1), (7, 0.5))]
+    wave = np.concatenate([np.concatenate([p, np.zeros(5000, np.float32)]) for p in parts]).astype(np.float32)
+    with torch.no_grad():
+        expected, _ = torch_features(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+    np.testing.assert_allclose(numpy_features(wave), expected[0].numpy(), atol=2e-4, rtol=1e-4)
+
+
 def test_exported_model_gives_the_checkpoints_log_probs_and_transcripts(exported):
     checkpoint, onnx_path = exported
     recognizer, runtime = load_checkpoint(checkpoint), load_onnx(onnx_path)

@@ -81,6 +81,24 @@ def test_level_normalization_is_blind_to_gain_and_to_silence_around_the_words(sp
             assert shift > 0.2
 
 
+def test_a_level_window_reads_a_quiet_talker_after_a_loud_one_at_their_own_level(speech):
+    """A long recording: a loud word, 2 s of pause, the same word 16 dB quieter. With the whole
+    recording's level the quiet word's features sit 16 dB low; with a 1 s window, as if alone."""
+    quiet = speech * 10 ** (-16 / 20)
+    pause = np.zeros(16000, np.float32)
+    wave = torch.from_numpy(np.concatenate([speech, pause, quiet]))[None]
+    n = len(speech)
+    first_quiet_frame = (n + len(pause)) // 80
+    for window, expected_shift in ((0.0, -16 * np.log(10) / 10), (1.0, 0.0)):
+        fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="level", level_window=window))
+        alone, _ = fe(torch.from_numpy(speech)[None], torch.tensor([n]))
+        x, _ = fe(wave, torch.tensor([wave.shape[1]]))
+        loudest_bins = alone[0, 5:-5].mean(1) > alone[0].mean()  # speech frames, where the floor does not matter
+        shift = (x[0, first_quiet_frame + 5:first_quiet_frame + alone.shape[1] - 5] - alone[0, 5:-5]).mean(1)
+        assert float(shift[loudest_bins].median()) == pytest.approx(expected_shift, abs=0.3)
+        torch.testing.assert_close(x[0, 5:alone.shape[1] - 5], alone[0, 5:-5], atol=1e-4, rtol=1e-4)  # the loud word
+
+
 def test_utterance_normalization_statistics(speech):
     fe = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=40, normalize="utterance"))
     x, _ = fe(torch.from_numpy(speech)[None], torch.tensor([len(speech)]))
