@@ -159,28 +159,24 @@ def utterance_level(power: torch.Tensor, frames: torch.Tensor, window: int = 0) 
     so that a quiet talker after a loud one in a long recording is read at their own level; never
     below the whole utterance's level minus LEVEL_RANGE, so long silences stay quiet."""
     B, T, _ = power.shape
-    valid = lengths_to_mask(frames, T)
-    energy = power.mean(2).masked_fill(~valid, 0.0)
-    whole = _loudest_mean(energy.sort(dim=1, descending=True).values, frames)
+    energy = power.mean(2).masked_fill(~lengths_to_mask(frames, T), 0.0)
+    whole = _loudest_mean(energy, frames.clamp(max=LEVEL_FRAMES))
     if window <= 0 or T <= window:  # every window holds the whole utterance
         return whole[:, None].expand(B, T)
     blocks = -(-T // LEVEL_FRAMES)
     padded = torch.nn.functional.pad(energy, (window, window + blocks * LEVEL_FRAMES - T))
     spans = padded.unfold(1, 2 * window + LEVEL_FRAMES, LEVEL_FRAMES)[:, :blocks]  # (B, blocks, span)
-    top = spans.topk(min(LEVEL_FRAMES, spans.shape[2]), dim=2).values  # (B, blocks, LEVEL_FRAMES)
-    counts = (spans > 0).sum(2).clamp(min=1, max=LEVEL_FRAMES)
-    taken = torch.arange(top.shape[2], device=top.device) < counts[..., None]
-    local = torch.exp((top.clamp(min=1e-30).log() * taken).sum(2) / counts)
+    local = _loudest_mean(spans, (spans > 0).sum(2).clamp(min=1, max=LEVEL_FRAMES))
     local = torch.maximum(local, whole[:, None] * 10 ** (-LEVEL_RANGE / 10))
     return local.repeat_interleave(LEVEL_FRAMES, dim=1)[:, :T]
 
 
-def _loudest_mean(ranked: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """(B, T) energies sorted loudest first -> (B,) geometric mean of the LEVEL_FRAMES loudest valid ones."""
-    loudest = ranked[:, :LEVEL_FRAMES].clamp(min=1e-30)
-    count = frames.clamp(max=LEVEL_FRAMES)
-    taken = lengths_to_mask(count, loudest.shape[1])
-    return torch.exp((loudest.log() * taken).sum(1) / count)
+def _loudest_mean(energy: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """(..., N) energies + (...) counts -> (...) the geometric mean of the ``counts`` loudest (at
+    most LEVEL_FRAMES) of each row."""
+    top = energy.topk(min(LEVEL_FRAMES, energy.shape[-1]), dim=-1).values.clamp(min=1e-30)
+    taken = torch.arange(top.shape[-1], device=top.device) < counts[..., None]
+    return torch.exp((top.log() * taken).sum(-1) / counts)
 
 
 def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:

@@ -56,7 +56,6 @@ class NumpyFeatures:
     def __init__(self, meta: dict):
         config = from_dict(FeatureConfig, meta["feature_config"], "features")  # checked as any config is
         self.config = config
-        self.kind, self.normalize, self.sample_rate = config.kind, config.normalize, config.sample_rate
         self.n_fft, self.win_length, self.hop_length = meta["n_fft"], meta["win_length"], meta["hop_length"]
         window = decode_array(meta["window"])  # (win_length,), centred in n_fft as torch.stft does
         left = (self.n_fft - len(window)) // 2
@@ -81,7 +80,7 @@ class NumpyFeatures:
         frames = frames[:len(wave) // self.hop_length + 1]
         spectrum = np.fft.rfft(frames * self.window, axis=1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) @ self.mel
-        if self.normalize == "level":
+        if self.config.normalize == "level":
             power = power / self.level(power.mean(axis=1))[:, None]
         x = np.log(power + LOG_FLOOR)
         return x @ self.dct if self.dct is not None else x
@@ -90,17 +89,14 @@ class NumpyFeatures:
         """(T,) mean power over bins -> (T,) the speech level at each frame, as
         ``asr.features.utterance_level`` takes it."""
         T = len(energy)
-        whole = np.exp(np.log(np.maximum(np.sort(energy)[::-1][:LEVEL_FRAMES], 1e-30)).mean())
+        whole = _loudest_mean(energy, min(T, LEVEL_FRAMES))
         window = round(self.config.level_window * 1000 / self.config.hop_ms)
         if window <= 0 or T <= window:
             return np.full(T, whole, np.float32)
         blocks = -(-T // LEVEL_FRAMES)
         padded = np.pad(energy, (window, window + blocks * LEVEL_FRAMES - T))
         spans = np.lib.stride_tricks.sliding_window_view(padded, 2 * window + LEVEL_FRAMES)[::LEVEL_FRAMES][:blocks]
-        top = -np.sort(-spans, axis=1)[:, :LEVEL_FRAMES]
-        counts = np.clip((spans > 0).sum(axis=1), 1, LEVEL_FRAMES)
-        taken = np.arange(top.shape[1]) < counts[:, None]
-        local = np.exp((np.log(np.maximum(top, 1e-30)) * taken).sum(axis=1) / counts)
+        local = _loudest_mean(spans, np.clip((spans > 0).sum(axis=1), 1, LEVEL_FRAMES))
         local = np.maximum(local, whole * 10 ** (-LEVEL_RANGE / 10))
         return np.repeat(local, LEVEL_FRAMES)[:T].astype(np.float32)
 
@@ -125,12 +121,20 @@ class NumpyFeatures:
         if self.config.per_speaker:
             mean = self.own_mean(wave, x) if mean is None else np.asarray(mean, np.float32)
             x = (x - mean) / self.std
-        elif self.normalize == "utterance":
+        elif self.config.normalize == "utterance":
             mean = x.mean(axis=0)
             x = (x - mean) / (np.sqrt(((x - mean) ** 2).mean(axis=0)) + 1e-5)
         elif self.config.training_stats:
             x = (x - self.mean) / self.std
         return x.astype(np.float32)
+
+
+def _loudest_mean(energy: np.ndarray, counts) -> np.ndarray:
+    """(..., N) energies + counts -> the geometric mean of the ``counts`` loudest (at most
+    LEVEL_FRAMES) of each row, as ``asr.features._loudest_mean``."""
+    top = np.maximum(-np.sort(-energy, axis=-1)[..., :LEVEL_FRAMES], 1e-30)
+    taken = np.arange(top.shape[-1]) < np.asarray(counts)[..., None]
+    return np.exp((np.log(top) * taken).sum(axis=-1) / counts)
 
 
 class OnnxRecognizer:
@@ -171,7 +175,7 @@ class OnnxRecognizer:
 
     @property
     def sample_rate(self) -> int:
-        return self.features.sample_rate
+        return self.features.config.sample_rate
 
     @property
     def per_speaker(self) -> bool:
