@@ -184,24 +184,27 @@ def build_conditions(utterances: list[Utterance], out_dir: str | Path, rate: int
     """Write every recording of ``utterances`` (read at ``rate``) changed by each condition under
     ``out_dir/<condition>/``; returns their manifest entries (``condition`` and ``speaker`` kept)."""
     out_dir = Path(out_dir)
-    entries = []
+    names = names or list(CONDITIONS)
+    changes = {name: condition(name) for name in names}
+    for name in names:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+    entries: dict[str, list[dict]] = {name: [] for name in names}  # manifest order: by condition
     pool = Pool(utterances, rate)
-    for name in names or list(CONDITIONS):
-        change = condition(name)
-        for index, u in enumerate(utterances):
+    for index, u in enumerate(utterances):
+        audio = load_audio(u.audio_filepath, rate)  # read once for every condition
+        for name, change in changes.items():
             rng = np.random.default_rng([seed, zlib.crc32(name.encode()), zlib.crc32(Path(u.audio_filepath).name.encode())])
             others = lambda count: pool.others(index, count, rng)  # noqa: E731
-            out = change(load_audio(u.audio_filepath, rate), rate, rng, others)
+            out = change(audio, rate, rng, others)
             samples = np.clip(out.samples, -1, 1) if out.subtype != "FLOAT" else out.samples
             path = out_dir / name / (f"{index:05d}-{Path(u.audio_filepath).stem}{out.suffix}")
-            path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(path), samples, out.rate, subtype=out.subtype)
             entry = {"audio_filepath": str(path), "text": u.text, "duration": len(samples) / out.rate,
                      "condition": name}
             if u.speaker is not None:
                 entry["speaker"] = u.speaker
-            entries.append(entry)
-    return entries
+            entries[name].append(entry)
+    return [entry for name in names for entry in entries[name]]
 
 
 def write_condition_manifest(utterances: list[Utterance], out_dir: str | Path, manifest: str | Path, rate: int,
