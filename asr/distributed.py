@@ -15,6 +15,7 @@ from datetime import timedelta
 import torch
 
 from asr.errors import AsrError, reason
+from asr.recognizer import pick_device
 
 TIMEOUT = 600.0  # seconds a collective waits for the other processes
 
@@ -38,9 +39,8 @@ class Distributed:
             return cls()
         import torch.distributed as td
 
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        cuda = torch.cuda.is_available() and device_name != "cpu"
-        device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
+        device = pick_device(device_name, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        cuda = device.type == "cuda"
         if cuda:
             torch.cuda.set_device(device)
         if not td.is_initialized():

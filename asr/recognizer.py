@@ -117,14 +117,23 @@ class Recognizer:
         return means[0] if bool(means.abs().sum() > 0) else None
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """"auto" -> CUDA when present, else CPU; anything else is taken as a torch device."""
+def pick_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
+    """"auto" -> CUDA when present, else CPU; anything else is taken as a torch device.
+
+    In a job of several processes (``local_rank``: this process's GPU slot on its machine) each
+    process takes its own GPU: "auto" and "cuda" mean cuda:LOCAL_RANK, and naming one GPU is an
+    error (every process would take it)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
         raise AsrError(f"unknown device {name!r} (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise AsrError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    if device.type == "cuda" and local_rank is not None:
+        if device.index is not None:
+            raise AsrError(f"device {name!r}: in a job of several processes each takes its own GPU "
+                           "(cuda:LOCAL_RANK); use device=auto or device=cuda")
+        device = torch.device("cuda", local_rank)
     return device

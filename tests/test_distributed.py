@@ -55,3 +55,29 @@ def test_two_gloo_processes_match_one_process(tmp_path, units):
     state = torch.load(sorted((two / "state").glob("step-*.pt"))[-1], weights_only=False)
     rngs = state["rng"]
     assert set(rngs) == {0, 1} and not torch.equal(rngs[0]["augment"], rngs[1]["augment"])
+
+
+def test_one_device_rule_for_single_and_multi_process_runs(monkeypatch):
+    """pick_device serves a single process and each process of a torchrun job (via
+    Distributed.from_environment): in a job "auto"/"cuda" mean this process's own GPU."""
+    import torch
+
+    from asr.errors import AsrError
+    from asr.recognizer import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto") == torch.device("cpu")
+    assert pick_device("auto", local_rank=1) == torch.device("cpu")
+    with pytest.raises(AsrError, match="device 'cuda' asked for, but CUDA is not available"):
+        pick_device("cuda", local_rank=1)  # no silent fall back to the CPU
+    with pytest.raises(AsrError, match="unknown device 'gpu'"):
+        pick_device("gpu")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto") == torch.device("cuda")
+    assert pick_device("cuda:1") == torch.device("cuda", 1)
+    assert pick_device("auto", local_rank=3) == torch.device("cuda", 3)
+    assert pick_device("cuda", local_rank=2) == torch.device("cuda", 2)
+    assert pick_device("cpu", local_rank=2) == torch.device("cpu")
+    with pytest.raises(AsrError, match="each takes its own GPU"):
+        pick_device("cuda:0", local_rank=1)
