@@ -248,3 +248,46 @@ def test_an_archive_bomb_is_refused(tmp_path):
     archive.write_bytes(_tar({"corpus/zeros": bytes(100_000)}))
     with pytest.raises(AsrError, match="possible archive bomb"):
         check_archive(archive, tmp_path / "out", max_bytes=50_000)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_fsdd_download_counts_its_recordings(server, tmp_path):
+    """FSDD's archive is a branch snapshot with no published checksum: a copy that unpacks
+    whole but lacks recordings is refused by count, and a complete one is taken."""
+    from conftest import load_recipe
+
+    fsdd = load_recipe("fsdd")
+    url, files = server
+    folder = "free-spoken-digit-dataset-master/recordings/"
+    names = [f"{d}_{s}_{t}.wav" for d in range(10) for s in "abcdef" for t in range(50)]
+    files.files["/part.zip"] = _zip({folder + n: b"RIFF" for n in names[:2999]} | {folder + "README": b"x"})
+    files.files["/whole.zip"] = _zip({folder + n: b"RIFF" for n in names})
+    with pytest.raises(AsrError, match=r"recordings: 2,999 recordings, expected 3,000 .*delete .*part and rerun"):
+        fsdd.download(tmp_path / "part", url + "/part.zip")
+    assert fsdd.download(tmp_path / "whole", url + "/whole.zip") == tmp_path / "whole" / folder.rstrip("/")
+
+
+def test_an4_download_is_checked_for_every_utterance(server, tmp_path, monkeypatch, capsys):
+    """AN4 has no published checksum: the extracted archive must hold all 948 + 130 utterances."""
+    from conftest import load_recipe
+    from test_corpora import _an4_fixture
+
+    an4 = load_recipe("an4")
+    url, files = server
+    _an4_fixture(tmp_path / "corpus", raw=False)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(tmp_path / "corpus" / "an4", arcname="an4")
+    files.files["/an4_sphere.tar.gz"] = buf.getvalue()
+    monkeypatch.setattr(an4, "ARCHIVE", Archive(url + "/an4_sphere.tar.gz", ""))
+    assert an4.main(["--download-dir", str(tmp_path / "dl"), "--download-only"]) == 1
+    assert "an4: 5 train utterances, expected 948: an incomplete copy" in capsys.readouterr().err
+    monkeypatch.setattr(an4, "UTTERANCES", {"train": 5, "test": 2})  # the fixture is all there is
+    assert an4.main(["--download-dir", str(tmp_path / "dl"), "--download-only"]) == 0

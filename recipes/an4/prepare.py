@@ -21,12 +21,14 @@ from asr.corpus import Conversion, convert_all, corpus_folder, entry, recipe_mai
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
 
-# CMU publishes no checksum for AN4; pass --sha256 to pin the one you trust.
+# CMU publishes no checksum for AN4: a download is checked by its length, read through, and its
+# utterances counted (check_complete); pass --sha256 to pin the one you trust.
 ARCHIVE = Archive("http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz", "")
 SAMPLE_RATE = 16000  # Hz
 RAW = {"format": "RAW", "samplerate": SAMPLE_RATE, "channels": 1, "subtype": "PCM_16", "endian": "BIG"}
 LINE = re.compile(r"^(?P<text>.*?)\s*\((?P<utt>[^()\s]+)\)\s*$")
 DEV_SPEAKERS = 3
+UTTERANCES = {"train": 948, "test": 130}  # in the published archive
 
 
 def transcripts(path: Path) -> dict[str, str]:
@@ -88,9 +90,22 @@ def prepare(root: Path, out_dir: Path) -> None:
     })
 
 
+def check_complete(root: Path) -> None:
+    """Raise unless the extracted archive has every utterance AN4 is published with (CMU gives
+    no checksum), each with its transcript and audio file."""
+    folder = corpus_folder(root, "an4")
+    for split, expected in UTTERANCES.items():
+        found = len(split_items(folder, split))
+        if found < expected:
+            raise AsrError(f"{folder}: {found} {split} utterances, expected {expected}: an incomplete copy; "
+                           f"delete {root} and rerun, or pass --data-dir")
+
+
 def main(argv=None) -> int:
     def get(download_dir: Path, args) -> Path:
-        return fetch_and_extract(Archive(ARCHIVE.url, f"sha256:{args.sha256}" if args.sha256 else ""), download_dir)
+        root = fetch_and_extract(Archive(ARCHIVE.url, f"sha256:{args.sha256}" if args.sha256 else ""), download_dir)
+        check_complete(root)
+        return root
 
     def options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--sha256", default="", help="expected sha256 of an4_sphere.tar.gz (CMU publishes none)")

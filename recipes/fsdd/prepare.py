@@ -49,16 +49,22 @@ WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 TEST_TAKES, DEV_TAKES = range(0, 5), range(5, 7)
 HELDOUT_CONNECTED = 100  # connected-digit test strings per held-out speaker
+RECORDINGS = 3000  # in the published archive: 6 speakers x 10 digits x 50 takes
 
 
 def download(download_dir: Path, url: str = ARCHIVE_URL) -> Path:
     """Fetch and unpack the public archive (once); returns its recordings/ folder. The archive
-    is a branch snapshot, so no fixed checksum is published for it."""
+    is a branch snapshot, so no fixed checksum is published for it: instead the download is
+    checked against its length and read through (asr.download), and the recordings counted."""
     recordings = download_dir / "free-spoken-digit-dataset-master" / "recordings"
     if not (recordings.is_dir() and any(download_dir.glob(".extracted-*"))):  # a marker: extracted whole
         fetch_and_extract(Archive(url, ""), download_dir)
     if not recordings.is_dir():
         raise AsrError(f"{download_dir}: the archive has no free-spoken-digit-dataset-master/recordings/ folder")
+    found = sum(1 for path in recordings.glob("*.wav") if NAME.match(path.name))
+    if found < RECORDINGS:
+        raise AsrError(f"{recordings}: {found:,} recordings, expected {RECORDINGS:,} (6 speakers x 10 digits x 50 "
+                       f"takes): an incomplete copy; delete {download_dir} and rerun, or pass --data-dir")
     return recordings
 
 
