@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import signal
 import threading
@@ -24,7 +23,6 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from asr.augment import augment_features, build_augmentation
 from asr.checkpoint import load_checkpoint, save_checkpoint
 from asr.recognizer import Recognizer, pick_device
 from asr.config import TrainConfig, to_dict
@@ -33,12 +31,11 @@ from asr.decoding import GreedyDecoder
 from asr.distributed import Distributed
 from asr.errors import AsrError, Interrupted
 from asr.evaluate import decode_indexed
-from asr.features import FeatureExtractor
 from asr.metrics import score
-from asr.model import CTCModel
 from asr.monitor import Monitor
 from asr.text import Vocabulary
 from asr.train_state import load_latest_state, restore_rng_states, rng_states, save_state, set_aside, state_dir
+from asr.train_step import TrainStep, build_modules, build_optimizer, build_train_loader, step_threads_for
 
 log = logging.getLogger("asr.train")
 
@@ -47,68 +44,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def lr_schedule(step: int, warmup: int, total: int, final_ratio: float) -> float:
-    """Multiplier of the base learning rate: linear warm-up, then cosine decay to ``final_ratio``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return final_ratio + (1 - final_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, frames: torch.Tensor,
-                  targets: torch.Tensor, target_lengths: torch.Tensor, pool: ThreadPoolExecutor | None = None,
-                  chunks: int = 1, scaler: torch.amp.GradScaler | None = None) -> float:
-    """Forward + backward of one batch; sets ``.grad`` and returns the batch's mean CTC loss.
-
-    With a thread pool, the batch (B, T, F) is cut into ``chunks`` chunks of rows,
-    each trimmed to its own longest utterance; chunk gradients are weighted by chunk
-    size and summed in chunk order, so the result matches one pass over the batch.
-    """
-    def forward(x, lengths, y, y_lengths):
-        log_probs, out_lengths = model(x, lengths)
-        return ctc(log_probs.transpose(0, 1), y, out_lengths, y_lengths)  # (B, T', V) -> (T', B, V)
-
-    if pool is None or chunks <= 1:
-        loss = forward(feats, frames, targets, target_lengths)
-        (scaler.scale(loss) if scaler else loss).backward()
-        return loss.item()
-    params = [p for p in model.parameters() if p.requires_grad]
-    size = math.ceil(feats.shape[0] / chunks)
-
-    def chunk_gradients(start: int):
-        rows = slice(start, start + size)
-        t_max = int(frames[rows].max())
-        loss = forward(feats[rows, :t_max], frames[rows], targets[rows], target_lengths[rows])
-        return loss.detach(), torch.autograd.grad(scaler.scale(loss) if scaler else loss, params), len(frames[rows])
-
-    results = list(pool.map(chunk_gradients, range(0, feats.shape[0], size)))
-    batch = feats.shape[0]
-    for i, p in enumerate(params):
-        p.grad = sum(grads[i] * (n / batch) for _, grads, n in results)
-    return float(sum(loss * (n / batch) for loss, _, n in results))
-
-
-def chunked_features(features: FeatureExtractor, waves: torch.Tensor, lengths: torch.Tensor,
-                     pool: ThreadPoolExecutor | None = None, chunks: int = 1,
-                     means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features of a batch, computed as ``chunks`` row chunks in parallel threads (on the CPU,
-    where one thread each is all torch gets); the result equals one pass over the batch.
-    ``means``: the speakers' feature means (B, F), for features normalized per speaker."""
-    if pool is None or chunks <= 1 or waves.shape[0] < 2:
-        return features(waves, lengths, means)
-    size = math.ceil(waves.shape[0] / chunks)
-
-    def chunk(start: int):
-        rows = slice(start, start + size)
-        return features(waves[rows, :int(lengths[rows].max())], lengths[rows],
-                        None if means is None else means[rows])
-
-    parts = list(pool.map(chunk, range(0, waves.shape[0], size)))
-    frames = max(x.shape[1] for x, _ in parts)
-    feats = torch.cat([torch.nn.functional.pad(x, (0, 0, 0, frames - x.shape[1])) for x, _ in parts])
-    return feats, torch.cat([n for _, n in parts])
 
 
 def _setup_logging(exp_dir: Path) -> logging.Handler:
@@ -166,10 +101,7 @@ def _train(config: TrainConfig, exp_dir: Path, show_progress: bool, resume: bool
     seed_everything(config.seed)
     device = dist.device or pick_device(config.device)
     torch.set_flush_denormal(True)  # tiny weights/gradients late in training slow CPU math as denormals
-    # Under DDP the gradients are averaged by backward hooks, which chunked threads would bypass;
-    # a compiled step is not called from several threads at once.
-    step_threads = 1 if device.type == "cuda" or dist.world_size > 1 or config.compile else (
-        config.step_threads or os.cpu_count() or 1)
+    step_threads = step_threads_for(config, device, dist.world_size)
     threads_before = torch.get_num_threads()
     if config.threads > 0 or step_threads > 1:
         torch.set_num_threads(1 if step_threads > 1 else config.threads)
@@ -225,48 +157,24 @@ class _Trainer:
     def __init__(self, config: TrainConfig, exp_dir: Path, show_progress: bool, device: torch.device,
                  pool: ThreadPoolExecutor, step_threads: int, resume: bool, dist: Distributed):
         self.config, self.exp_dir, self.show_progress, self.device = config, exp_dir, show_progress, device
-        self.pool, self.step_threads, self.dist = pool, step_threads, dist
-        self.use_amp = config.amp and device.type == "cuda"
-        self.amp_dtype = getattr(torch, config.amp_dtype)
-
+        self.dist = dist
         kept, self.dev_utts = _read_manifests(config)
         pretrained = _pretrained(config) if config.init_from else None
-        # Fine-tuning to other units (a character model's encoder under a BPE output layer)
-        # keeps all but the output layer, which starts afresh for the new vocabulary.
-        new_units = pretrained is not None and _units_kind(pretrained.vocab) != config.units.kind
-        if pretrained is not None and not new_units:
-            self.vocab = pretrained.vocab
-        else:
-            self.vocab = Vocabulary.from_texts((u.text for u in kept), config.units.kind, config.units.size)
-            if config.units.kind != "char":  # every process takes the first's pieces, whatever its trainer did
-                self.vocab = Vocabulary(dist.merge({0: self.vocab.symbols} if dist.is_main else {})[0])
+        self.vocab, new_units = _vocabulary(config, kept, pretrained, dist)
         state = self._starting_state(resume)
+        fresh = state is None and pretrained is None  # nothing to take weights or statistics from
 
-        self.features = FeatureExtractor(config.features).to(device)
-        self.model = CTCModel(config.model, self.features.dim, len(self.vocab)).to(device)
+        self.features, self.model = build_modules(config, self.vocab, device)
         if pretrained is not None and state is None:
-            self.features.load_state_dict(pretrained.features.state_dict())
-            weights = pretrained.model.state_dict()
-            if new_units:
-                weights = {k: v for k, v in weights.items() if not k.startswith("output.")}
-                log.info("weights and feature statistics from %s (fine-tuning); its %d %s units give way to "
-                         "%d %s units, under an output layer that starts afresh", config.init_from,
-                         len(pretrained.vocab), _units_kind(pretrained.vocab), len(self.vocab), config.units.kind)
-            else:
-                log.info("weights, vocabulary and feature statistics from %s (fine-tuning)", config.init_from)
-            self.model.load_state_dict(weights, strict=not new_units)
+            _take_weights(self.features, self.model, pretrained, new_units, config)
         self.recognizer = Recognizer(self.features, self.model, self.vocab)
         self.rate = config.features.sample_rate
         train_set = SpeechDataset(kept, self.rate, self.vocab, self.features.min_samples)
         dev_set = SpeechDataset(self.dev_utts, self.rate, self.vocab, self.features.min_samples)  # checks characters
-        data, pin = config.data, device.type == "cuda"
-        self.train_loader = make_loader(train_set, data.batch_seconds, data.max_batch_size, shuffle=True,
-                                        seed=config.seed, num_workers=data.num_workers, pin_memory=pin,
-                                        sorted_epochs=data.sorted_epochs, rank=dist.rank,
-                                        world_size=dist.world_size)
-        self.dev_loader = make_loader(dev_set, 2 * data.batch_seconds, 256, shuffle=False,
-                                      num_workers=data.num_workers, pin_memory=pin, rank=dist.rank,
-                                      world_size=dist.world_size)
+        self.train_loader = build_train_loader(config, train_set, device, dist.rank, dist.world_size)
+        self.dev_loader = make_loader(dev_set, 2 * config.data.batch_seconds, 256, shuffle=False,
+                                      num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+                                      rank=dist.rank, world_size=dist.world_size)
         log.info("train: %d utterances (%.2f h), dev: %d (%.2f h), vocabulary: %d symbols, device: %s",
                  len(kept), total_hours(kept), len(self.dev_utts), total_hours(self.dev_utts), len(self.vocab),
                  device)
@@ -274,37 +182,16 @@ class _Trainer:
         if dist.world_size > 1:
             log.info("distributed: %d processes (%s), a share of every global batch each", dist.world_size,
                      torch.distributed.get_backend())
-        if config.features.training_stats and state is None and pretrained is None:
-            stats_loader = make_loader(train_set, data.batch_seconds, 256, shuffle=False,
-                                       num_workers=data.num_workers)
-            self.features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
-        if config.features.per_speaker:
-            # each speaker's mean features (clean audio), for the training and the dev set alike;
-            # the spread within speakers is fitted from scratch (fine-tuning keeps the checkpoint's)
-            within = speaker_normalization(train_set, self.features, data.batch_seconds, data.num_workers)
-            speaker_normalization(dev_set, self.features, data.batch_seconds, data.num_workers)
-            if state is None and pretrained is None:
-                self.features.std.copy_(within)
-            alone = sum(u.speaker is None for u in kept + self.dev_utts)
-            log.info("features normalized per speaker: %d speakers in training, %d in dev%s",
-                     len({u.speaker for u in kept} - {None}), len({u.speaker for u in self.dev_utts} - {None}),
-                     f"; {alone} utterances name no speaker and are normalized on their own" if alone else "")
+        _fit_normalization(config, self.features, train_set, dev_set, fresh)
 
-        optim = config.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-        total_steps = config.epochs * len(self.train_loader.batch_sampler)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_schedule(s, optim.warmup_steps, total_steps, optim.final_lr_ratio))
-        self.ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
-        self.stepper = dist.wrap(self.model)  # the module forward and backward go through (DDP under torchrun)
+        optimizer, scheduler = build_optimizer(config, self.model, len(self.train_loader.batch_sampler))
+        stepper = dist.wrap(self.model)  # the module forward and backward go through (DDP under torchrun)
         if config.compile:
-            self.stepper = torch.compile(self.stepper, dynamic=True)
+            stepper = torch.compile(stepper, dynamic=True)
             log.info("model step compiled with torch.compile (the first batches of new shapes are slow)")
-        # float16 needs its gradients scaled; the scaler skips steps whose gradients overflowed
-        self.scaler = (torch.amp.GradScaler(device.type)
-                       if self.use_amp and self.amp_dtype == torch.float16 else None)
-        self.augment_rng = torch.Generator().manual_seed(config.seed + dist.rank)  # each process its own draws
-        self.wave_augment, self.vtlp = build_augmentation(config.augment, self.features, self.augment_rng)
+        generator = torch.Generator().manual_seed(config.seed + dist.rank)  # each process its own draws
+        self.step = TrainStep(config, self.features, self.model, optimizer, scheduler, device, pool, step_threads,
+                              generator, stepper)
 
         self.progress = Progress()
         if state is not None:
@@ -331,17 +218,18 @@ class _Trainer:
     def _restore(self, state: dict) -> None:
         self.features.load_state_dict(state["features"])
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        step = self.step
+        step.optimizer.load_state_dict(state["optimizer"])
+        step.scheduler.load_state_dict(state["scheduler"])
         rngs = state["rng"]
         if "python" in rngs:  # a state from before per-process generators were saved
             rngs = {0: rngs}
         if self.dist.rank in rngs:
-            restore_rng_states(rngs[self.dist.rank], self.augment_rng)
+            restore_rng_states(rngs[self.dist.rank], step.generator)
         else:  # resumed with more processes than saved: this one keeps its fresh seeded generators
             log.warning("no saved random state for process %d: it continues from fresh seeds", self.dist.rank)
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        if step.scaler is not None and state.get("scaler"):
+            step.scaler.load_state_dict(state["scaler"])
         self.progress = Progress.from_state(state)
         p = self.progress
         _report(f"resumed from {state['path']}: step {p.step}, epoch {p.epoch}, "
@@ -349,14 +237,15 @@ class _Trainer:
 
     def save(self) -> Path | None:
         """A training state (every process calls this together; rank 0 writes it)."""
-        rngs = self.dist.merge({self.dist.rank: rng_states(self.augment_rng)})  # every process's generators
+        step = self.step
+        rngs = self.dist.merge({self.dist.rank: rng_states(step.generator)})  # every process's generators
         path = None
         if self.dist.is_main:
             self.progress.elapsed = time.monotonic() - self.start
             path = save_state(self.exp_dir, self.progress.step, {
                 "vocab": self.vocab.symbols, "features": self.features.state_dict(),
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
+                "model": self.model.state_dict(), "optimizer": step.optimizer.state_dict(),
+                "scheduler": step.scheduler.state_dict(), "scaler": step.scaler.state_dict() if step.scaler else None,
                 "rng": rngs, "history": self.monitor.history, **self.progress.to_state()},
                 self.config.keep_checkpoints)
         self.dist.barrier()  # nobody runs ahead of a state being written, nor waits forever if writing failed
@@ -401,7 +290,7 @@ class _Trainer:
                 speed = (p.epoch_audio - audio_at_start) / max(time.monotonic() - epoch_start, 1e-9)
                 bar.set_postfix(loss=f"{loss:.3f}", audio_s_per_s=f"{speed:.0f}", refresh=False)
                 if stepped and p.step % config.log_every == 0:
-                    lr = self.scheduler.get_last_lr()[0]
+                    lr = self.step.scheduler.get_last_lr()[0]
                     log.info("epoch %d step %d loss %.4f lr %.2e grad_norm %.2f audio_s/s %.1f", p.epoch, p.step,
                              loss, lr, grad_norm, speed)
                     self.monitor.step(p.step, loss, lr, grad_norm, speed)
@@ -417,24 +306,14 @@ class _Trainer:
         return False
 
     def gradients(self, batch) -> tuple[float, float] | None:
-        """Augmentation, features, forward and backward of one batch: (loss, gradient norm) with the
-        gradients clipped, or None for a batch that ran out of memory (skipped, single process only)."""
-        self.optimizer.zero_grad(set_to_none=True)
-        waves, wave_lengths = batch.waveforms, batch.wave_lengths
-        if self.wave_augment.active:
-            waves, wave_lengths = self.wave_augment(waves, wave_lengths)
+        """The step's gradients for one batch: (loss, gradient norm) with the gradients clipped, or
+        None for a batch that ran out of memory (skipped, single process only)."""
         try:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
-                feats, frames = chunked_features(self.features, waves, wave_lengths, self.pool, self.step_threads,
-                                                 batch.means)
-                feats = augment_features(feats, frames, self.vtlp, self.config.specaugment, self.augment_rng)
-                loss = ctc_gradients(self.stepper, self.ctc, feats, frames, batch.targets, batch.target_lengths,
-                                     self.pool, self.step_threads, self.scaler)
+            return self.step(batch)
         except torch.OutOfMemoryError:
             if self.dist.world_size > 1:
                 raise  # the other processes wait for this one's gradients: no skipping
-            self.optimizer.zero_grad(set_to_none=True)
-            del waves, wave_lengths
+            self.step.optimizer.zero_grad(set_to_none=True)
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             log.warning("epoch %d batch %d: out of memory with %d utterances (%.1f s of audio); batch skipped "
@@ -442,10 +321,6 @@ class _Trainer:
                         self.progress.batches_done + 1, len(batch.indices),
                         float(batch.wave_lengths.sum()) / self.rate)
             return None
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
-        return loss, float(grad_norm)
 
     def update(self, loss: float, grad_norm: float, audio_s: float) -> bool:
         """The optimizer step, or a skipped one for a NaN/inf loss or gradient (too many in a row
@@ -453,9 +328,7 @@ class _Trainer:
         p = self.progress
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             p.bad_steps += 1
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.update()  # overflow: a smaller scale next time
+            self.step.skip()
             log.warning("epoch %d batch %d: NaN/inf loss or gradient, step skipped (%d in a row)", p.epoch,
                         p.batches_done, p.bad_steps)
             if p.bad_steps >= self.config.max_bad_steps:
@@ -463,12 +336,7 @@ class _Trainer:
                                f"(see {self.exp_dir / 'train.log'}; a lower optim.lr often helps)")
             return False
         p.bad_steps = 0
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
+        self.step.apply()
         p.step += 1
         p.epoch_loss += loss * audio_s
         p.epoch_audio += audio_s
@@ -481,7 +349,7 @@ class _Trainer:
         if config.average_last > 1:
             p.recent_weights = p.recent_weights[-(config.average_last - 1):] + [
                 {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}]
-        summary, hypotheses = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.use_amp,
+        summary, hypotheses = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.step.use_amp,
                                         {"epoch": p.epoch, "step": p.step}, dist)
         if dist.is_main:
             save_checkpoint(self.exp_dir / "last.pt", self.recognizer)
@@ -510,7 +378,7 @@ class _Trainer:
         weights = p.recent_weights
         self.model.load_state_dict({k: torch.stack([w[k].float() for w in weights]).mean(0).to(v.dtype)
                                     for k, v in weights[-1].items()})
-        summary, _ = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.use_amp,
+        summary, _ = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.step.use_amp,
                                {"epoch": min(p.epoch - 1, self.config.epochs), "step": p.step,
                                 "averaged_epochs": len(weights)}, dist)
         chosen = summary.wer <= p.best[0]
@@ -537,6 +405,57 @@ def _pretrained(config: TrainConfig) -> Recognizer:
         raise AsrError(f"{config.init_from}: init_from needs the checkpoint's features and model, but it has "
                        f"{'; '.join(differ)}")
     return recognizer
+
+
+def _vocabulary(config: TrainConfig, utterances, pretrained: Recognizer | None,
+                dist: Distributed) -> tuple[Vocabulary, bool]:
+    """The run's output units, and whether they are new to the fine-tuned checkpoint: a
+    checkpoint's own when fine-tuning with the same kind of units, else from the transcripts.
+    (Fine-tuning to other units keeps all but the output layer, which starts afresh.)"""
+    new_units = pretrained is not None and _units_kind(pretrained.vocab) != config.units.kind
+    if pretrained is not None and not new_units:
+        return pretrained.vocab, False
+    vocab = Vocabulary.from_texts((u.text for u in utterances), config.units.kind, config.units.size)
+    if config.units.kind != "char":  # every process takes the first's pieces, whatever its trainer did
+        vocab = Vocabulary(dist.merge({0: vocab.symbols} if dist.is_main else {})[0])
+    return vocab, new_units
+
+
+def _take_weights(features, model, pretrained: Recognizer, new_units: bool, config: TrainConfig) -> None:
+    """Fine-tuning: the checkpoint's feature statistics and weights (its output layer only when
+    the units stay the same)."""
+    features.load_state_dict(pretrained.features.state_dict())
+    weights = pretrained.model.state_dict()
+    if new_units:
+        weights = {k: v for k, v in weights.items() if not k.startswith("output.")}
+        log.info("weights and feature statistics from %s (fine-tuning); its %d %s units give way to "
+                 "%d %s units, under an output layer that starts afresh", config.init_from,
+                 len(pretrained.vocab), _units_kind(pretrained.vocab), len(model.output.weight), config.units.kind)
+    else:
+        log.info("weights, vocabulary and feature statistics from %s (fine-tuning)", config.init_from)
+    model.load_state_dict(weights, strict=not new_units)
+
+
+def _fit_normalization(config: TrainConfig, features, train_set: SpeechDataset, dev_set: SpeechDataset,
+                       fresh: bool) -> None:
+    """Feature statistics of the training set (a fresh run only: a resumed or fine-tuned one has
+    them), and each speaker's mean features for both sets when normalizing per speaker."""
+    data = config.data
+    if config.features.training_stats and fresh:
+        stats_loader = make_loader(train_set, data.batch_seconds, 256, shuffle=False, num_workers=data.num_workers)
+        features.fit_global_stats((b.waveforms, b.wave_lengths) for b in stats_loader)
+    if config.features.per_speaker:
+        # each speaker's mean features (clean audio), for the training and the dev set alike;
+        # the spread within speakers is fitted from scratch (fine-tuning keeps the checkpoint's)
+        within = speaker_normalization(train_set, features, data.batch_seconds, data.num_workers)
+        speaker_normalization(dev_set, features, data.batch_seconds, data.num_workers)
+        if fresh:
+            features.std.copy_(within)
+        kept, dev = train_set.utterances, dev_set.utterances
+        alone = sum(u.speaker is None for u in kept + dev)
+        log.info("features normalized per speaker: %d speakers in training, %d in dev%s",
+                 len({u.speaker for u in kept} - {None}), len({u.speaker for u in dev} - {None}),
+                 f"; {alone} utterances name no speaker and are normalized on their own" if alone else "")
 
 
 def _units_kind(vocab: Vocabulary) -> str:

@@ -1,5 +1,5 @@
 """Training-step throughput on the CPU: one pass per batch vs. the batch cut into chunks
-that run in parallel threads (asr.train.ctc_gradients), on the same batches in one run.
+that run in parallel threads (asr.train_step.ctc_gradients), on the same batches in one run.
 
     python scripts/bench_step_threads.py --manifest exp/fsdd/data/train.jsonl \\
         --config recipes/fsdd/conf.yaml [--audio-seconds 600] [--chunks 2]
@@ -19,7 +19,7 @@ from asr.data import SpeechDataset, make_loader, read_manifest
 from asr.features import FeatureExtractor
 from asr.model import CTCModel
 from asr.text import Vocabulary
-from asr.train import ctc_gradients
+from asr.train_step import ctc_gradients
 
 
 def main() -> None:

@@ -129,7 +129,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
 
 
 def test_nan_steps_are_skipped_and_too_many_stop_the_run(tmp_path, monkeypatch, caplog):
-    import asr.train as train_module
+    import asr.train_step as train_module
 
     real = train_module.ctc_gradients
     calls = {"n": 0}
@@ -152,7 +152,7 @@ def test_nan_steps_are_skipped_and_too_many_stop_the_run(tmp_path, monkeypatch, 
 
 
 def test_out_of_memory_batch_is_skipped(tmp_path, monkeypatch, caplog):
-    import asr.train as train_module
+    import asr.train_step as train_module
 
     real = train_module.ctc_gradients
     calls = {"n": 0}

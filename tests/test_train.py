@@ -7,7 +7,8 @@ from asr.config import load_train_config
 from asr.decoding import GreedyDecoder
 from asr.errors import AsrError
 from asr.evaluate import evaluate_manifest
-from asr.train import lr_schedule, train
+from asr.train import train
+from asr.train_step import lr_schedule
 from conftest import OVERFIT_ITEMS, TINY_OVERRIDES, WORDS, write_fsdd_manifest
 
 
@@ -52,7 +53,7 @@ def test_chunked_threads_give_the_gradients_of_one_pass():
 
     from asr.config import ModelConfig
     from asr.model import CTCModel
-    from asr.train import ctc_gradients
+    from asr.train_step import ctc_gradients
 
     torch.manual_seed(0)
     model = CTCModel(ModelConfig(hidden_size=16, num_layers=2, conv_channels=16, dropout=0.0), 8, 6)
@@ -77,7 +78,7 @@ def test_chunked_features_equal_one_pass(normalize):
 
     from asr.config import FeatureConfig
     from asr.features import FeatureExtractor
-    from asr.train import chunked_features
+    from asr.train_step import chunked_features
 
     torch.manual_seed(0)
     features = FeatureExtractor(FeatureConfig(sample_rate=8000, n_mels=32, normalize=normalize))
@@ -230,3 +231,48 @@ def test_init_from_refuses_another_architecture_or_new_characters(tiny_model, tm
     with pytest.raises(AsrError, match="checkpoint not found"):
         train(load_train_config(None, overrides + [f"data.train_manifest={manifest}",
                                                    f"init_from={tmp_path / 'none.pt'}"]), show_progress=False)
+
+
+def test_train_step_is_what_training_and_the_benchmark_share(tmp_path):
+    """The builders and the step of asr.train_step, assembled as scripts/bench_train.py does:
+    the same seed gives the same augmented inputs and losses, and repeated steps on one batch
+    (augmentation on) bring its loss down."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from asr.config import load_train_config
+    from asr.data import SpeechDataset, read_manifest
+    from asr.text import Vocabulary
+    from asr.train_step import TrainStep, build_modules, build_optimizer, build_train_loader, step_threads_for
+    from test_resume import tiny_config
+
+    config = load_train_config(None, tiny_config(tmp_path, tmp_path / "exp", 1, "augment.enabled=true",
+                                                 "augment.noise_prob=1", "optim.warmup_steps=1"))
+    device = torch.device("cpu")
+    utterances = read_manifest(config.data.train_manifest)
+    vocab = Vocabulary.from_texts(u.text for u in utterances)
+
+    def losses(steps: int) -> tuple[list[float], torch.Tensor]:
+        torch.manual_seed(0)
+        features, model = build_modules(config, vocab, device)
+        dataset = SpeechDataset(utterances, config.features.sample_rate, vocab, features.min_samples)
+        batch = next(iter(build_train_loader(config, dataset, device)))
+        optimizer, scheduler = build_optimizer(config, model, steps_per_epoch=steps)
+        threads = step_threads_for(config, device)
+        with ThreadPoolExecutor(threads) as pool:
+            step = TrainStep(config, features, model, optimizer, scheduler, device, pool, threads,
+                             torch.Generator().manual_seed(config.seed))
+            first_inputs = step.inputs(batch)[0]
+            found = []
+            for _ in range(steps):
+                loss, grad_norm = step(batch)
+                assert grad_norm > 0
+                step.apply()
+                found.append(loss)
+        return found, first_inputs
+
+    one, inputs_one = losses(25)
+    two, inputs_two = losses(25)
+    assert one == two and torch.equal(inputs_one, inputs_two)
+    assert sum(one[-5:]) / 5 < 0.7 * sum(one[:5]) / 5
