@@ -167,3 +167,29 @@ def test_no_model_or_state_file_can_run_code_when_loaded(tmp_path):
     assert not marker.exists()
     pickle.loads(pickle.dumps(_Payload(marker)))  # the payload is live: unpickled, it does run
     assert marker.exists()
+
+
+def test_rows_dealt_to_threads_keep_numpys_blas_to_one_thread():
+    """Each share of rows runs on a thread of its own; numpy's BLAS starting a thread per core
+    for every product under them slowed the exported model to 0.88x the checkpoint's speed
+    (scripts/bench_onnx.py). During the run BLAS has one thread, afterwards what it had."""
+    from threadpoolctl import threadpool_info
+
+    from asr.runtime import RowThreads
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "numpy loads a BLAS library"
+    seen = []
+
+    def run(waves, means):
+        seen.append(blas_threads())
+        return [w * 2 for w in waves]
+
+    rows = RowThreads(threads=2)
+    out = rows.run(run, [np.ones(3) * k for k in range(5)], None)
+    assert [float(o[0]) for o in out] == [0, 2, 4, 6, 8]  # each row's result back in its place
+    assert seen == [[1] * len(before)] * 2
+    assert blas_threads() == before
