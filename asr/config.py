@@ -90,7 +90,7 @@ class FeatureConfig(_Checked):
     # "global": training-set statistics; "utterance": each utterance's own mean and variance;
     # "speaker": each speaker's mean (manifest field "speaker"); "none"
     normalize: Literal["level", "global", "utterance", "speaker", "none"] = "level"
-    level_window: float = bounded(1.0, low=0)  # normalize == "level": seconds either side of each 100 ms that its
+    level_window: float = bounded(0.5, low=0)  # normalize == "level": seconds either side of each 100 ms that its
     #                  level is taken from (0: the whole utterance). A long recording's pieces hold several
     #                  talkers and pauses; a window reads each at its own level
 
