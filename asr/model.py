@@ -12,6 +12,9 @@ Padding never reaches a valid frame:
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 from torch import nn
 
@@ -59,6 +62,33 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return x.gather(1, src.unsqueeze(-1).expand(-1, -1, x.shape[2]))
 
 
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def dropout_generator(generator: torch.Generator):
+    """Dropout masks drawn from ``generator`` within this block, on this thread. Training runs
+    chunks of a batch on parallel threads; drawing from torch's global generator, their masks
+    depended on which thread drew first, and two runs with one seed came out different."""
+    previous = getattr(_local, "generator", None)
+    _local.generator = generator
+    try:
+        yield
+    finally:
+        _local.generator = previous
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that takes its masks from ``dropout_generator``'s generator when one is set."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        generator = getattr(_local, "generator", None)
+        if not self.training or self.p == 0 or generator is None:
+            return super().forward(x)
+        keep = torch.rand(x.shape, generator=generator, device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1 - self.p)
+
+
 class BiRNNLayer(nn.Module):
     """One bidirectional layer as two unidirectional RNNs: (B, T, C) -> (B, T, 2H)."""
 
@@ -83,7 +113,7 @@ class CTCModel(nn.Module):
         self.front = ConvFrontEnd(in_dim, config.conv_channels, config.conv_kernel, config.conv_strides)
         dims = [self.front.out_dim] + [2 * config.hidden_size] * config.num_layers
         self.rnns = nn.ModuleList(BiRNNLayer(d, config.hidden_size, config.rnn_type) for d in dims[:-1])
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output = nn.Linear(dims[-1], vocab_size)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from asr.augment import augment_features, build_augmentation
 from asr.config import TrainConfig
 from asr.data import Batch, SpeechDataset, make_loader
 from asr.features import FeatureExtractor
-from asr.model import CTCModel
+from asr.model import CTCModel, dropout_generator
 from asr.text import Vocabulary
 
 
@@ -74,7 +74,9 @@ def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, f
 
     With a thread pool, the batch (B, T, F) is cut into ``chunks`` chunks of rows,
     each trimmed to its own longest utterance; chunk gradients are weighted by chunk
-    size and summed in chunk order, so the result matches one pass over the batch.
+    size and summed in chunk order, so the result matches one pass over the batch. Each
+    chunk draws its dropout masks from a generator of its own, seeded from torch's global
+    generator on the calling thread, so a run is the same whichever thread draws first.
     """
     def forward(x, lengths, y, y_lengths):
         log_probs, out_lengths = model(x, lengths)
@@ -86,14 +88,17 @@ def ctc_gradients(model: CTCModel, ctc: torch.nn.CTCLoss, feats: torch.Tensor, f
         return loss.item()
     params = [p for p in model.parameters() if p.requires_grad]
     size = math.ceil(feats.shape[0] / chunks)
+    starts = range(0, feats.shape[0], size)
+    seeds = torch.randint(1 << 62, (len(starts),)).tolist()
 
-    def chunk_gradients(start: int):
+    def chunk_gradients(start: int, seed: int):
         rows = slice(start, start + size)
         t_max = int(frames[rows].max())
-        loss = forward(feats[rows, :t_max], frames[rows], targets[rows], target_lengths[rows])
+        with dropout_generator(torch.Generator(feats.device).manual_seed(seed)):
+            loss = forward(feats[rows, :t_max], frames[rows], targets[rows], target_lengths[rows])
         return loss.detach(), torch.autograd.grad(scaler.scale(loss) if scaler else loss, params), len(frames[rows])
 
-    results = list(pool.map(chunk_gradients, range(0, feats.shape[0], size)))
+    results = list(pool.map(chunk_gradients, starts, seeds))
     batch = feats.shape[0]
     for i, p in enumerate(params):
         p.grad = sum(grads[i] * (n / batch) for _, grads, n in results)

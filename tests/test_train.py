@@ -70,6 +70,39 @@ def test_chunked_threads_give_the_gradients_of_one_pass():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_chunks_on_parallel_threads_draw_the_same_dropout_masks_every_run():
+    """With dropout, each chunk's masks come from a generator of its own, seeded on the calling
+    thread: the same global seed gives the same loss and gradients however the threads race
+    (drawing from torch's shared generator, two runs of the recipe came out different)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from asr.config import ModelConfig
+    from asr.model import CTCModel
+    from asr.train_step import ctc_gradients
+
+    torch.manual_seed(0)
+    model = CTCModel(ModelConfig(hidden_size=16, num_layers=2, conv_channels=16, dropout=0.5), 8, 6).train()
+    ctc = torch.nn.CTCLoss(zero_infinity=True)
+    feats, frames = torch.randn(8, 40, 8), torch.tensor([40, 38, 33, 30, 25, 21, 16, 12])
+    targets, target_lengths = torch.randint(1, 6, (8, 4)), torch.tensor([4, 4, 3, 3, 3, 2, 2, 1])
+    runs = []
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(6):
+            torch.manual_seed(1)
+            model.zero_grad(set_to_none=True)
+            loss = ctc_gradients(model, ctc, feats, frames, targets, target_lengths, pool, chunks=4)
+            runs.append((loss, [p.grad.clone() for p in model.parameters()]))
+    for loss, grads in runs[1:]:
+        assert loss == runs[0][0]
+        assert all(torch.equal(a, b) for a, b in zip(grads, runs[0][1]))
+    torch.manual_seed(2)  # another seed, other masks
+    model.zero_grad(set_to_none=True)
+    with ThreadPoolExecutor(4) as pool:
+        assert ctc_gradients(model, ctc, feats, frames, targets, target_lengths, pool, chunks=4) != runs[0][0]
+
+
 @pytest.mark.parametrize("normalize", ["utterance", "speaker"])
 def test_chunked_features_equal_one_pass(normalize):
     from concurrent.futures import ThreadPoolExecutor
