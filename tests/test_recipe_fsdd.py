@@ -159,7 +159,8 @@ def _zip(path: Path, members: dict[str, bytes]) -> str:
     return path.as_uri()  # urllib reads file:// URLs: no network in tests
 
 
-def test_download_unpacks_the_archive_and_refuses_escaping_members(tmp_path):
+def test_download_unpacks_the_archive_and_refuses_escaping_members(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare, "RECORDINGS", 1)  # a one-recording archive (the count: test_download.py)
     wav = (FSDD / "3_theo_7.wav").read_bytes()
     good = _zip(tmp_path / "good.zip", {"free-spoken-digit-dataset-master/recordings/3_theo_7.wav": wav})
     recordings = prepare.download(tmp_path / "dl", good)
