@@ -70,16 +70,27 @@ class NumpyFeatures:
     def min_samples(self) -> int:
         return self.hop_length
 
-    def raw(self, wave: np.ndarray) -> np.ndarray:
-        """Un-normalized features (T, F) of one utterance: a frame centred on every multiple of the hop."""
-        wave = np.asarray(wave, np.float32)
-        if len(wave) < self.min_samples:
-            wave = np.pad(wave, (0, self.min_samples - len(wave)))
-        padded = np.pad(wave, (self.n_fft // 2, self.n_fft // 2))
-        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[::self.hop_length]
-        frames = frames[:len(wave) // self.hop_length + 1]
-        spectrum = np.fft.rfft(frames * self.window, axis=1)
+    def power(self, waves: list[np.ndarray]) -> list[np.ndarray]:
+        """Mel power (T, n_mels) of each utterance, a frame centred on every multiple of the hop:
+        one FFT and one product for all of them (rows padded with zeros, which is what each
+        frame past an utterance's end holds anyway), so a batch of short recordings spends its
+        time in numpy's loops rather than in Python."""
+        lengths = [max(len(w), self.min_samples) for w in waves]
+        counts = [n // self.hop_length + 1 for n in lengths]
+        half = self.n_fft // 2
+        batch = np.zeros((len(waves), max(lengths) + 2 * half), np.float32)
+        for row, wave in enumerate(waves):
+            batch[row, half:half + len(wave)] = wave
+        frames = np.lib.stride_tricks.sliding_window_view(batch, self.n_fft, axis=1)[:, ::self.hop_length]
+        spectrum = np.fft.rfft(frames[:, :max(counts)] * self.window, axis=-1)
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32) @ self.mel
+        return [power[row, :count] for row, count in enumerate(counts)]
+
+    def raw(self, wave: np.ndarray) -> np.ndarray:
+        """Un-normalized features (T, F) of one utterance."""
+        return self._log(self.power([np.asarray(wave, np.float32)])[0])
+
+    def _log(self, power: np.ndarray) -> np.ndarray:
         if self.config.normalize == "level":
             power = power / self.level(power.mean(axis=1))[:, None]
         x = np.log(power + LOG_FLOOR)
@@ -117,7 +128,17 @@ class NumpyFeatures:
         return x[speech].mean(axis=0) if speech.any() else np.zeros(self.dim, np.float32)
 
     def __call__(self, wave: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
-        x = self.raw(wave)
+        return self.many([wave], [mean])[0]
+
+    def many(self, waves: list[np.ndarray], means: list | None = None) -> list[np.ndarray]:
+        """Normalized features (T, F) of each utterance; ``means``: a speaker mean each (None: its own)."""
+        # shorter than a hop: zero-padded to one, as the torch recognizer pads it (speaker means included)
+        waves = [np.pad(np.asarray(w, np.float32), (0, max(0, self.min_samples - len(w)))) for w in waves]
+        means = means if means is not None else [None] * len(waves)
+        return [self._normalize(self._log(power), wave, mean)
+                for power, wave, mean in zip(self.power(waves), waves, means)]
+
+    def _normalize(self, x: np.ndarray, wave: np.ndarray, mean) -> np.ndarray:
         if self.config.per_speaker:
             mean = self.own_mean(wave, x) if mean is None else np.asarray(mean, np.float32)
             x = (x - mean) / self.std
@@ -189,7 +210,7 @@ class OnnxRecognizer:
         return self.rows.run(self._padded_log_probs, waves, means)
 
     def _padded_log_probs(self, waves: list[np.ndarray], means: list) -> list[np.ndarray]:
-        feats = [self.features(w, None if m is None else np.asarray(m, np.float32)) for w, m in zip(waves, means)]
+        feats = self.features.many(waves, [None if m is None else np.asarray(m, np.float32) for m in means])
         batch = np.zeros((len(feats), max(len(f) for f in feats), self.features.dim), np.float32)
         for row, f in enumerate(feats):
             batch[row, :len(f)] = f

@@ -63,6 +63,29 @@ def test_numpy_features_equal_torch_features_with_a_level_window():
     np.testing.assert_allclose(numpy_features(wave), expected[0].numpy(), atol=2e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("normalize", ["level", "speaker"])
+def test_numpy_features_of_a_batch_equal_a_padded_torch_batch(normalize):
+    """``many`` (one FFT and one mel product for all rows, as the exported model's batches use)
+    gives each recording the features torch gives it in a padded batch, lengths included:
+    recordings of different lengths, one shorter than a hop, one of digital silence."""
+    config = FeatureConfig(sample_rate=8000, n_mels=40, normalize=normalize, level_window=0.5)
+    torch_features = FeatureExtractor(config).eval()
+    numpy_features = NumpyFeatures(front_end_metadata(torch_features))
+    waves = [load_audio(fsdd_file(d), 8000) * g for d, g in ((3, 1.0), (5, 0.1), (7, 0.5))]
+    waves = [w.astype(np.float32) for w in waves] + [np.zeros(900, np.float32), np.full(20, 0.1, np.float32)]
+    lengths = [max(len(w), torch_features.min_samples) for w in waves]
+    padded = torch.zeros(len(waves), max(lengths))
+    for row, w in enumerate(waves):
+        padded[row, :len(w)] = torch.from_numpy(w)
+    with torch.no_grad():
+        expected, frames = torch_features(padded, torch.tensor(lengths))
+    got = numpy_features.many(waves)
+    assert [len(x) for x in got] == frames.tolist()
+    for row, x in enumerate(got):
+        np.testing.assert_allclose(x, expected[row, :len(x)].numpy(), atol=2e-4, rtol=1e-4)
+        np.testing.assert_allclose(x, numpy_features(waves[row]), atol=1e-5)  # as one at a time (but rounding)
+
+
 def test_exported_model_gives_the_checkpoints_log_probs_and_transcripts(exported):
     checkpoint, onnx_path = exported
     recognizer, runtime = load_checkpoint(checkpoint), load_onnx(onnx_path)
