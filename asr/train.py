@@ -313,14 +313,16 @@ class _Trainer:
         except torch.OutOfMemoryError:
             if self.dist.world_size > 1:
                 raise  # the other processes wait for this one's gradients: no skipping
-            self.step.optimizer.zero_grad(set_to_none=True)
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            log.warning("epoch %d batch %d: out of memory with %d utterances (%.1f s of audio); batch skipped "
-                        "(a lower data.batch_seconds avoids this)", self.progress.epoch,
-                        self.progress.batches_done + 1, len(batch.indices),
-                        float(batch.wave_lengths.sum()) / self.rate)
-            return None
+        # Out of the except block, the exception's traceback no longer holds the failed step's
+        # tensors, so the cache below can give their memory back.
+        self.step.optimizer.zero_grad(set_to_none=True)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        log.warning("epoch %d batch %d: out of memory with %d utterances (%.1f s of audio); batch skipped "
+                    "(a lower data.batch_seconds avoids this)", self.progress.epoch,
+                    self.progress.batches_done + 1, len(batch.indices),
+                    float(batch.wave_lengths.sum()) / self.rate)
+        return None
 
     def update(self, loss: float, grad_norm: float, audio_s: float) -> bool:
         """The optimizer step, or a skipped one for a NaN/inf loss or gradient (too many in a row

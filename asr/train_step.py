@@ -168,7 +168,6 @@ class TrainStep:
         return loss, float(grad_norm)
 
     def __call__(self, batch: Batch) -> tuple[float, float]:
-        self.optimizer.zero_grad(set_to_none=True)  # a batch that fails in ``inputs`` leaves no gradients
         return self.gradients(*self.inputs(batch), batch)
 
     def apply(self) -> None:
