@@ -112,11 +112,28 @@ def test_synthetic_voices_add_digit_utterances_to_training_only(tmp_path):
     assert (tmp_path / "train.jsonl").read_text() == before
 
 
+def test_synthetic_voices_by_default_only_for_held_out_speakers_and_installed_engines(monkeypatch, capsys):
+    from asr.errors import AsrError
+
+    assert prepare.tts_count("0", {"george"}) == 0 and prepare.tts_count("250", set()) == 250  # a count is a count
+    for bad in ("some", "-3"):
+        with pytest.raises(AsrError, match="--tts: expected a count"):
+            prepare.tts_count(bad, set())
+    monkeypatch.setattr(prepare.shutil, "which", lambda program: f"/usr/bin/{program}")
+    assert prepare.tts_count("auto", set()) == 0  # in-domain: the recipe's own speakers only
+    assert prepare.tts_count("auto", {"george"}) == prepare.HELDOUT_TTS
+    monkeypatch.setattr(prepare.shutil, "which", lambda program: None if program == "flite" else f"/usr/bin/{program}")
+    assert prepare.tts_count("auto", {"george"}) == 0
+    assert "flite not installed" in capsys.readouterr().out
+
+
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert prepare.main(["--data-dir", str(FSDD), "--out-dir", str(tmp_path), "--heldout-speakers", "bob"]) == 1
     assert "unknown speaker(s) bob" in capsys.readouterr().err
     assert prepare.main(["--data-dir", str(tmp_path / "none"), "--out-dir", str(tmp_path)]) == 1
     assert "--data-dir not found" in capsys.readouterr().err
+    assert prepare.main(["--data-dir", str(FSDD), "--out-dir", str(tmp_path), "--tts", "many"]) == 1
+    assert "--tts: expected a count or auto, got 'many'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from asr.corpus import recipe_main
 from asr.data import read_manifest, write_manifest
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
-from asr.synthesis import Utterance, draw_voice, synthesize_all, voice_families
+from asr.synthesis import PROGRAMS, Utterance, draw_voice, synthesize_all, voice_families
 
 ARCHIVE_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 SAMPLE_RATE = 8000  # Hz, FSDD's native rate
@@ -49,6 +50,7 @@ WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 TEST_TAKES, DEV_TAKES = range(0, 5), range(5, 7)
 HELDOUT_CONNECTED = 100  # connected-digit test strings per held-out speaker
+HELDOUT_TTS = 1000  # synthetic-voice training utterances with --heldout-speakers (--tts auto)
 RECORDINGS = 3000  # in the published archive: 6 speakers x 10 digits x 50 takes
 
 
@@ -133,6 +135,28 @@ def connected_entries(items: list[dict], count: int, seed: int, out_dir: Path, n
     return entries
 
 
+def tts_count(option: str, heldout: set[str]) -> int:
+    """``--tts``: a count, or ``auto``: HELDOUT_TTS synthetic utterances when speakers are held out
+    (hundreds of voices are what voices never heard are read with best; docs/experiments.md) and
+    every engine of ``asr.synthesis`` is installed, else none, with a line that says so."""
+    if option != "auto":
+        try:
+            count = int(option)
+        except ValueError:
+            raise AsrError(f"--tts: expected a count or auto, got {option!r}") from None
+        if count < 0:
+            raise AsrError(f"--tts: expected a count >= 0, got {count}")
+        return count
+    if not heldout:
+        return 0
+    missing = sorted({program for program in PROGRAMS.values() if shutil.which(program) is None})
+    if missing:
+        print(f"--tts auto: no synthetic voices in training ({', '.join(missing)} not installed; "
+              "recipes/synth/install_voices.sh installs them)")
+        return 0
+    return HELDOUT_TTS
+
+
 def tts_entries(count: int, seed: int, out_dir: Path) -> list[dict]:
     """``count`` digit utterances by synthetic voices, at FSDD's rate, under wav/tts-train/. Names
     follow from the seed and an existing file is kept, so an interrupted preparation resumes."""
@@ -196,8 +220,9 @@ def main(argv=None) -> int:
         p.add_argument("--connected-train", type=int, default=1000, help="connected-digit training utterances")
         p.add_argument("--connected-dev", type=int, default=100)
         p.add_argument("--connected-test", type=int, default=300)
-        p.add_argument("--tts", type=int, default=0, metavar="N",
-                       help="N synthesized digit utterances added to training (needs recipes/synth/install_voices.sh)")
+        p.add_argument("--tts", default="auto", metavar="N",
+                       help="N synthesized digit utterances added to training (needs recipes/synth/install_voices.sh); "
+                            f"auto: {HELDOUT_TTS} with --heldout-speakers when every speech engine is installed, else 0")
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--conditions", default="all",
                        help="robustness test sets from the test takes: all, none, or comma-separated names "
@@ -207,7 +232,7 @@ def main(argv=None) -> int:
         heldout = {s.strip() for s in args.heldout_speakers.split(",") if s.strip()}
         counts = {"train": args.connected_train, "dev": args.connected_dev, "test": args.connected_test}
         conditions = None if args.conditions == "none" else pick("" if args.conditions == "all" else args.conditions)
-        prepare(data_dir, out_dir, heldout, counts, args.seed, args.tts, conditions)
+        prepare(data_dir, out_dir, heldout, counts, args.seed, tts_count(args.tts, heldout), conditions)
 
     return recipe_main(__doc__, prep, lambda download_dir, args: download(download_dir), options, argv)
 

@@ -20,7 +20,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 heldout=""
 connected=1000,100,300
-tts=0
+tts=auto  # prepare.py: synthetic voices with --heldout-speakers when the engines are installed
 conditions=all
 lexicon=1  # ten digit words
 recipe_usage() { header_usage; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST --tts N --conditions LIST"; }
