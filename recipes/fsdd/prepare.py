@@ -18,7 +18,9 @@ one by one.
 With ``--tts N``, training also gets N synthesized utterances (half single digits, half
 strings of 2-7 digits) spoken by the offline voices of ``asr.synthesis`` (espeak-ng
 accents and variants, MBROLA, flite, pico, RHVoice, Festival; rate and pitch varied):
-hundreds of voices where FSDD has six speakers. Dev and test stay real recordings.
+hundreds of voices where FSDD has six speakers. Dev and test stay real recordings. The
+default, ``--tts auto``, is 1,000 of them with ``--heldout-speakers`` when every engine is
+installed (they read a voice never heard better), and none otherwise.
 
 Writes into OUT_DIR: train.jsonl, dev.jsonl, test-isolated.jsonl,
 test-connected.jsonl (+ test-heldout-isolated.jsonl, test-heldout-connected.jsonl,
