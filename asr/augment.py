@@ -15,7 +15,6 @@ from asr.errors import AsrError
 
 
 
-BABBLE_VOICES = 4  # other utterances summed into generated babble
 EQ_POINTS = 8  # control points of the random gain curve (``eq_db``), evenly spaced in mels
 
 
@@ -151,24 +150,14 @@ class WaveAugment:
             out[pink_rows] = torch.fft.irfft(spectrum / f.sqrt(), n=S, dim=1)  # power ~ 1/f
         babble_rows = [b for b, k in enumerate(kind) if k == "babble"]
         if babble_rows and B > 1:
-            out[babble_rows] = self.babble(waves, lengths)[babble_rows]
+            voices = torch.zeros(B, S, device=device)
+            for shift in (1, 2, 3)[:B - 1]:  # other utterances of the batch, each looped to length
+                other = waves.roll(shift, dims=0)
+                other_len = lengths.roll(shift, dims=0).clamp(min=1)
+                index = torch.arange(S, device=device)[None, :] % other_len[:, None]
+                voices += other.gather(1, index)
+            out[babble_rows] = voices[babble_rows]
         return out
-
-    def babble(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """Other talkers: BABBLE_VOICES other utterances of the batch summed, each looped to
-        length from a random point and brought to one level, as voices in a room talk over each
-        other at their own pace (not all starting with the utterance they are added to)."""
-        B, S = waves.shape
-        device = waves.device
-        voices = torch.zeros(B, S, device=device)
-        power = (waves ** 2).sum(1) / lengths.clamp(min=1)
-        for shift in range(1, min(BABBLE_VOICES, B - 1) + 1):
-            other = waves.roll(shift, dims=0)
-            other_len = lengths.roll(shift, dims=0).clamp(min=1)
-            start = (self._rand(B).to(device) * other_len).long()
-            index = (torch.arange(S, device=device)[None, :] + start[:, None]) % other_len[:, None]
-            voices += other.gather(1, index) / power.roll(shift).clamp(min=1e-10).sqrt()[:, None]
-        return voices
 
     def telephone(self, waves: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """A telephone line for the chosen utterances: the 300-3400 Hz band (zero-padded FFT, so

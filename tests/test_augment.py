@@ -79,24 +79,6 @@ def test_noise_lands_at_the_drawn_snr_and_never_in_the_padding(kind):
         assert out[i, n:].abs().sum() == 0
 
 
-def test_babble_is_other_utterances_at_one_level_from_random_points():
-    from asr.augment import BABBLE_VOICES
-
-    B, S = BABBLE_VOICES + 2, 8000
-    lengths = torch.tensor([8000, 7000, 6000, 5000, 4000, 3000])
-    g = torch.Generator().manual_seed(0)
-    waves = torch.randn(B, S, generator=g) * 10 ** (-torch.arange(B)[:, None] / 2)  # levels 10 dB apart
-    waves *= torch.arange(S) < lengths[:, None]
-    out = augment(only()).babble(waves, lengths)
-    for b in range(B):
-        # each of the voices brought to power 1: their sum has power BABBLE_VOICES, however loud they were
-        assert float(out[b].pow(2).mean()) == pytest.approx(BABBLE_VOICES, rel=0.1)
-        own = float((out[b] * waves[b]).sum() / (out[b].norm() * waves[b].norm()))
-        assert abs(own) < 0.05  # never the utterance itself
-    assert torch.equal(out, augment(only()).babble(waves, lengths))  # seeded
-    assert not torch.equal(out, augment(only(), seed=2).babble(waves, lengths))  # from random points
-
-
 def test_noise_from_recordings(tmp_path):
     import numpy as np
     import soundfile as sf
