@@ -131,13 +131,28 @@ def test_bad_requests_get_a_json_error_and_the_server_stays_up(server):
     assert r.json() == {"text": "one"}  # still answering
 
 
+class Slow:
+    """A model that answers ``delay`` seconds late: later than a timeout however loaded the machine
+    (a real transcription under a 1 us timeout could be done before the event loop saw the timer)."""
+
+    def __init__(self, model, delay: float):
+        self.model, self.delay = model, delay
+
+    def transcribe_many(self, paths):
+        time.sleep(self.delay)
+        return self.model.transcribe_many(paths)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
 def test_limits_busy_and_timeout(tiny_model):
     checkpoint, _ = tiny_model
     audio = {"file": ("two.wav", fsdd_file(2).read_bytes())}
     with running(create_app(load(checkpoint), ServeLimits(max_concurrent=0))) as url:
         r = httpx.post(f"{url}/v1/audio/transcriptions", files=audio)
         assert r.status_code == 503 and r.json()["error"]["code"] == "server_busy"
-    with running(create_app(load(checkpoint), ServeLimits(timeout=1e-6))) as url:
+    with running(create_app(Slow(load(checkpoint), 1.0), ServeLimits(timeout=0.05))) as url:
         r = httpx.post(f"{url}/v1/audio/transcriptions", files=audio)
         assert r.status_code == 504 and json.loads(r.text)["error"]["code"] == "timeout"
         assert httpx.get(f"{url}/health").status_code == 200
