@@ -96,8 +96,13 @@ def draw_voice(rng: random.Random, families: dict[str, list[Voice]], share: dict
     return rng.choice(families[rng.choices(names, [share.get(n, 1.0) for n in names])[0]])
 
 
+def missing_programs(voices) -> list[str]:
+    """The programs of ``voices``' engines that are not installed, sorted."""
+    return sorted({PROGRAMS[v.engine] for v in voices if shutil.which(PROGRAMS[v.engine]) is None})
+
+
 def check_engines(voices) -> None:
-    missing = sorted({PROGRAMS[v.engine] for v in voices if shutil.which(PROGRAMS[v.engine]) is None})
+    missing = missing_programs(voices)
     if missing:
         raise AsrError(f"speech engine(s) not installed: {', '.join(missing)} (run recipes/synth/install_voices.sh)")
 

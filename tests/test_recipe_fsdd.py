@@ -113,16 +113,17 @@ def test_synthetic_voices_add_digit_utterances_to_training_only(tmp_path):
 
 
 def test_synthetic_voices_by_default_only_for_held_out_speakers_and_installed_engines(monkeypatch, capsys):
+    from asr import synthesis
     from asr.errors import AsrError
 
     assert prepare.tts_count("0", {"george"}) == 0 and prepare.tts_count("250", set()) == 250  # a count is a count
     for bad in ("some", "-3"):
         with pytest.raises(AsrError, match="--tts: expected a count"):
             prepare.tts_count(bad, set())
-    monkeypatch.setattr(prepare.shutil, "which", lambda program: f"/usr/bin/{program}")
+    monkeypatch.setattr(synthesis.shutil, "which", lambda program: f"/usr/bin/{program}")
     assert prepare.tts_count("auto", set()) == 0  # in-domain: the recipe's own speakers only
     assert prepare.tts_count("auto", {"george"}) == prepare.HELDOUT_TTS
-    monkeypatch.setattr(prepare.shutil, "which", lambda program: None if program == "flite" else f"/usr/bin/{program}")
+    monkeypatch.setattr(synthesis.shutil, "which", lambda program: None if program == "flite" else f"/usr/bin/{program}")
     assert prepare.tts_count("auto", {"george"}) == 0
     assert "flite not installed" in capsys.readouterr().out
 
