@@ -18,6 +18,11 @@ from asr.errors import AsrError
 
 BLOCK_SECONDS = 20.0  # audio read at a time by stream_audio()
 RESAMPLE_MARGIN = 0.05  # seconds of neighbouring audio each streamed block is resampled with
+# The telephone network's voice channel, for the training augmentation (asr.augment) and the
+# telephone test condition (asr.conditions)
+TELEPHONE_RATE = 8000  # Hz, G.711 samples
+TELEPHONE_BAND = (300.0, 3400.0)  # Hz, ITU-T G.712
+MU = 255  # mu-law companding of 8-bit telephone samples (ITU-T G.711)
 
 
 def _check_path(path: str) -> None:

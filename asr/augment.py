@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from asr.audio import MU, TELEPHONE_BAND, load_audio
 from asr.config import AugmentConfig, SpecAugmentConfig
 from asr.errors import AsrError
 
@@ -25,10 +26,6 @@ def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
 
 def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
     return 700 * (10 ** (mel / 2595) - 1)
-
-
-TELEPHONE_BAND = (300.0, 3400.0)  # Hz, the voice channel of the telephone network (ITU-T G.712)
-MU = 255  # mu-law companding of 8-bit telephone samples (ITU-T G.711)
 
 
 class WaveAugment:
@@ -287,7 +284,6 @@ def augment_features(x: torch.Tensor, frames: torch.Tensor, vtlp: VocalTractWarp
 
 def load_noises(source: str, sample_rate: int, limit: int = 500) -> list[torch.Tensor]:
     """Noise recordings from a folder (any audio files) or a JSON Lines manifest."""
-    from asr.audio import load_audio
     from asr.data import read_manifest
 
     path = Path(source)

@@ -25,13 +25,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asr.audio import load_audio, resample
+from asr.audio import TELEPHONE_BAND, TELEPHONE_RATE, load_audio, resample
 from asr.data import Utterance, write_manifest
 from asr.errors import AsrError
 
 BABBLE_VOICES = 4  # other recordings of the set summed into babble
-TELEPHONE_RATE = 8000
-TELEPHONE_BAND = (300.0, 3400.0)
 
 
 @dataclass(frozen=True)
