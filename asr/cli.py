@@ -25,8 +25,9 @@ Prints WER, CER and error counts; the report has one JSON line per utterance."""
 CONDITIONS_EXAMPLE = """example:
   asr conditions --manifest data/test.jsonl --out-dir data/conditions --sample-rate 8000
   asr evaluate --model exp/fsdd/best.pt --manifest data/conditions/conditions.jsonl   # WER per condition
-Conditions: """ + "clean, level-30dB, level-20dB, level-10dB, level+6dB, {white,pink,babble}-snr{20,10}, speed-0.9, "\
-    "speed-1.1, telephone, room, wav-44k-stereo, flac-22k-24bit, wav-48k-float, ogg-16k (asr/conditions.py)."
+Conditions (asr/conditions.py): clean, level-30dB, level-20dB, level-10dB, level+6dB, white-snr20,
+white-snr10, pink-snr20, pink-snr10, babble-snr20, babble-snr10, speed-0.9, speed-1.1, telephone,
+room, wav-44k-stereo, flac-22k-24bit, wav-48k-float, ogg-16k; any level as level-25dB."""
 
 TRANSCRIBE_EXAMPLE = """example:
   asr transcribe --model exp/fsdd/best.pt recording.wav other.flac

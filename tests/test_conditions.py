@@ -78,6 +78,13 @@ def test_condition_names_are_checked_and_any_level_can_be_asked_for():
         pick("traffic")
 
 
+def test_the_conditions_help_lists_every_condition():
+    from asr.cli import CONDITIONS_EXAMPLE  # written out by hand: cli.py does not import numpy or torch to start
+
+    listed = CONDITIONS_EXAMPLE.split("Conditions (asr/conditions.py):")[1].split(";")[0]
+    assert [name.strip() for name in listed.split(",")] == list(CONDITIONS)
+
+
 def test_the_same_recording_at_any_level_gives_the_same_transcript(tiny_model, tmp_path):
     """The tiny model's six recordings stored as 16-bit files at -30 to +6 dB, each transcribed on
     its own: features normalized by the recording's own level make gain invisible to the model."""
