@@ -109,11 +109,14 @@ def group_summaries(rows: list[dict]) -> dict[str, dict[str, Summary]]:
     appearance): WER per condition of a robustness set, or per speaker."""
     out = {}
     for key in GROUPS:
-        values = list(dict.fromkeys(row[key] for row in rows if key in row))
-        if values:
-            out[key] = {value: score([r["reference"] for r in rows if r.get(key) == value],
-                                     [r["hypothesis"] for r in rows if r.get(key) == value])[0]
-                        for value in values}
+        texts: dict[str, tuple[list[str], list[str]]] = {}  # value -> (references, hypotheses)
+        for row in rows:
+            if key in row:
+                references, hypotheses = texts.setdefault(row[key], ([], []))
+                references.append(row["reference"])
+                hypotheses.append(row["hypothesis"])
+        if texts:
+            out[key] = {value: score(*pair)[0] for value, pair in texts.items()}
     return out
 
 
