@@ -96,13 +96,35 @@ def draw_voice(rng: random.Random, families: dict[str, list[Voice]], share: dict
     return rng.choice(families[rng.choices(names, [share.get(n, 1.0) for n in names])[0]])
 
 
-def missing_programs(voices) -> list[str]:
-    """The programs of ``voices``' engines that are not installed, sorted."""
-    return sorted({PROGRAMS[v.engine] for v in voices if shutil.which(PROGRAMS[v.engine]) is None})
+# Where espeak-ng looks for an MBROLA diphone set (besides its own data folder), {0} its name
+MBROLA_PATHS = ("/usr/share/mbrola/{0}", "/usr/share/mbrola/{0}/{0}", "/usr/share/mbrola/voices/{0}")
+
+
+def mbrola_database(voice: Voice) -> str | None:
+    """The MBROLA diphone set an espeak-ng voice speaks with (mb-us1: us1, mb-de1-en: de1), else None."""
+    return voice.id[3:].split("-")[0] if voice.engine == "espeak" and voice.id.startswith("mb-") else None
+
+
+def mbrola_installed(database: str) -> bool:
+    return any(os.path.isfile(path.format(database)) for path in MBROLA_PATHS)
+
+
+def missing_engines(voices) -> list[str]:
+    """What ``voices`` need that is not installed, sorted: engine programs, the ``mbrola`` program,
+    and MBROLA diphone sets by their Debian package (mbrola-us1)."""
+    programs, databases = set(), set()
+    for voice in voices:
+        programs.add(PROGRAMS[voice.engine])
+        database = mbrola_database(voice)
+        if database:
+            programs.add("mbrola")
+            databases.add(database)
+    return sorted([p for p in programs if shutil.which(p) is None]
+                  + [f"mbrola-{d}" for d in databases if not mbrola_installed(d)])
 
 
 def check_engines(voices) -> None:
-    missing = missing_programs(voices)
+    missing = missing_engines(voices)
     if missing:
         raise AsrError(f"speech engine(s) not installed: {', '.join(missing)} (run recipes/synth/install_voices.sh)")
 

@@ -121,11 +121,16 @@ def test_synthetic_voices_by_default_only_for_held_out_speakers_and_installed_en
         with pytest.raises(AsrError, match="--tts: expected a count"):
             prepare.tts_count(bad, set())
     monkeypatch.setattr(synthesis.shutil, "which", lambda program: f"/usr/bin/{program}")
+    monkeypatch.setattr(synthesis, "mbrola_installed", lambda database: True)
     assert prepare.tts_count("auto", set()) == 0  # in-domain: the recipe's own speakers only
     assert prepare.tts_count("auto", {"george"}) == prepare.HELDOUT_TTS
     monkeypatch.setattr(synthesis.shutil, "which", lambda program: None if program == "flite" else f"/usr/bin/{program}")
     assert prepare.tts_count("auto", {"george"}) == 0
     assert "flite not installed" in capsys.readouterr().out
+    monkeypatch.setattr(synthesis.shutil, "which", lambda program: f"/usr/bin/{program}")
+    monkeypatch.setattr(synthesis, "mbrola_installed", lambda database: database != "de3")
+    assert prepare.tts_count("auto", {"george"}) == 0
+    assert "mbrola-de3 not installed" in capsys.readouterr().out
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path, capsys):

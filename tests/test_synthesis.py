@@ -75,6 +75,22 @@ def test_missing_engine_and_failed_synthesis_are_one_line_errors(tmp_path, monke
         check_engines([Voice("espeak-en", "espeak", "en")])
 
 
+def test_mbrola_voices_need_the_program_and_their_diphone_set(tmp_path, monkeypatch):
+    from asr import synthesis
+
+    (tmp_path / "us1").mkdir()
+    (tmp_path / "us1" / "us1").write_bytes(b"diphones")
+    monkeypatch.setattr(synthesis, "MBROLA_PATHS", (str(tmp_path / "{0}"), str(tmp_path / "{0}" / "{0}")))
+    monkeypatch.setattr(synthesis.shutil, "which", lambda program: f"/usr/bin/{program}")
+    voices = [Voice("espeak-en", "espeak", "en"), *synthesis.espeak_voices("mb-us1", "mb-de1-en")]
+    assert [synthesis.mbrola_database(v) for v in voices] == [None, "us1", "de1"]
+    assert synthesis.missing_engines(voices) == ["mbrola-de1"]  # us1 is at {0}/{0}, de1 nowhere
+    monkeypatch.setattr(synthesis.shutil, "which", lambda program: None if program == "mbrola" else "/usr/bin/x")
+    with pytest.raises(AsrError, match=r"not installed: mbrola, mbrola-de1 \(run recipes/synth/install_voices.sh\)"):
+        check_engines(voices)
+    assert synthesis.missing_engines(voices[:1]) == []  # plain espeak-ng needs neither
+
+
 @needs_engines
 def test_unknown_voice_fails_with_the_voice_named(tmp_path):
     with pytest.raises(AsrError, match="espeak-nobody: synthesis failed for 'one' .*voice does not exist"):

@@ -43,7 +43,7 @@ from asr.corpus import recipe_main
 from asr.data import read_manifest, write_manifest
 from asr.download import Archive, fetch_and_extract
 from asr.errors import AsrError
-from asr.synthesis import Utterance, draw_voice, missing_programs, synthesize_all, voice_families
+from asr.synthesis import Utterance, draw_voice, missing_engines, synthesize_all, voice_families
 
 ARCHIVE_URL = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.zip"
 SAMPLE_RATE = 8000  # Hz, FSDD's native rate
@@ -150,7 +150,7 @@ def tts_count(option: str, heldout: set[str]) -> int:
         return count
     if not heldout:
         return 0
-    missing = missing_programs(voice for family in voice_families().values() for voice in family)
+    missing = missing_engines(voice for family in voice_families().values() for voice in family)
     if missing:
         print(f"--tts auto: no synthetic voices in training ({', '.join(missing)} not installed; "
               "recipes/synth/install_voices.sh installs them)")
