@@ -70,12 +70,17 @@ class NumpyFeatures:
     def min_samples(self) -> int:
         return self.hop_length
 
+    def padded(self, wave) -> np.ndarray:
+        """float32 samples; shorter than a hop: zero-padded to one, as the torch recognizer pads it."""
+        wave = np.asarray(wave, np.float32)
+        return np.pad(wave, (0, self.min_samples - len(wave))) if len(wave) < self.min_samples else wave
+
     def power(self, waves: list[np.ndarray]) -> list[np.ndarray]:
-        """Mel power (T, n_mels) of each utterance, a frame centred on every multiple of the hop:
-        one FFT and one product for all of them (rows padded with zeros, which is what each
+        """Mel power (T, n_mels) of each utterance (``padded`` ones), a frame centred on every
+        multiple of the hop: one FFT and one product for all of them (rows padded with zeros, which is what each
         frame past an utterance's end holds anyway), so a batch of short recordings spends its
         time in numpy's loops rather than in Python."""
-        lengths = [max(len(w), self.min_samples) for w in waves]
+        lengths = [len(w) for w in waves]
         counts = [n // self.hop_length + 1 for n in lengths]
         half = self.n_fft // 2
         batch = np.zeros((len(waves), max(lengths) + 2 * half), np.float32)
@@ -88,7 +93,7 @@ class NumpyFeatures:
 
     def raw(self, wave: np.ndarray) -> np.ndarray:
         """Un-normalized features (T, F) of one utterance."""
-        return self._log(self.power([np.asarray(wave, np.float32)])[0])
+        return self._log(self.power([self.padded(wave)])[0])
 
     def _log(self, power: np.ndarray) -> np.ndarray:
         if self.config.normalize == "level":
@@ -132,8 +137,7 @@ class NumpyFeatures:
 
     def many(self, waves: list[np.ndarray], means: list | None = None) -> list[np.ndarray]:
         """Normalized features (T, F) of each utterance; ``means``: a speaker mean each (None: its own)."""
-        # shorter than a hop: zero-padded to one, as the torch recognizer pads it (speaker means included)
-        waves = [np.pad(np.asarray(w, np.float32), (0, max(0, self.min_samples - len(w)))) for w in waves]
+        waves = [self.padded(w) for w in waves]  # speaker means taken on the padded samples too
         means = means if means is not None else [None] * len(waves)
         return [self._normalize(self._log(power), wave, mean)
                 for power, wave, mean in zip(self.power(waves), waves, means)]
