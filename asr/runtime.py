@@ -77,9 +77,9 @@ class NumpyFeatures:
 
     def power(self, waves: list[np.ndarray]) -> list[np.ndarray]:
         """Mel power (T, n_mels) of each utterance (``padded`` ones), a frame centred on every
-        multiple of the hop: one FFT and one product for all of them (rows padded with zeros, which is what each
-        frame past an utterance's end holds anyway), so a batch of short recordings spends its
-        time in numpy's loops rather than in Python."""
+        multiple of the hop: one FFT and one product for all of them (rows padded with zeros,
+        which is what each frame past an utterance's end holds anyway), so a batch of short
+        recordings spends its time in numpy's loops rather than in Python."""
         lengths = [len(w) for w in waves]
         counts = [n // self.hop_length + 1 for n in lengths]
         half = self.n_fft // 2
