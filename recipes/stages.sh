@@ -8,7 +8,9 @@
 # calls library_stages for the rest (corpus_stages runs 0 and 1 for a prepare.py built on
 # asr.corpus.recipe_main):
 #   2 lm       word n-gram LM (+ lexicon when lexicon=1) from train.jsonl, $data/lm.txt and --lm-text
-#   3 train    asr train with the config (+ KEY=VALUE overrides after --); resumes an interrupted run
+#   3 train    asr train with the config (+ KEY=VALUE overrides after --); resumes an interrupted run.
+#              A recipe that sets finetune=(KEY=VALUE ...) then trains again from that model's best.pt
+#              into $exp_dir/finetune with those overrides, and stages 4-5 use that model
 #   4 tune     LM weight, word score (and beam size) of the beam decoder on dev.jsonl
 #   5 evaluate greedy and tuned beam WER/CER on every test-*.jsonl
 #   6 results  $exp_dir/RESULTS.md
@@ -24,6 +26,7 @@ stop_stage=6
 data_dir=""
 lm_text=()
 overrides=()
+finetune=()
 lexicon=${lexicon:-0}
 lm_order=${lm_order:-3}
 lm_weights=${lm_weights:-0,0.25,0.5,1,2}
@@ -88,6 +91,8 @@ corpus_stages() {
 
 library_stages() {
   local title=$1
+  local model=$exp_dir/best.pt
+  [ ${#finetune[@]} -eq 0 ] || model=$exp_dir/finetune/best.pt
   if want 2; then
     say "2: language model from the training-side text"
     local text=("$data/train.jsonl")
@@ -105,6 +110,11 @@ library_stages() {
     [ -z "$forced" ] || resume=()
     asr train --config "$config" exp_dir="$exp_dir" data.train_manifest="$data/train.jsonl" \
       data.dev_manifest="$data/dev.jsonl" ${overrides[@]+"${overrides[@]}"} ${resume[@]+"${resume[@]}"}
+    if [ ${#finetune[@]} -gt 0 ]; then
+      say "3: fine-tune ${finetune[*]}"
+      asr train --config "$exp_dir/config.yaml" exp_dir="$exp_dir/finetune" init_from="$exp_dir/best.pt" \
+        "${finetune[@]}" ${resume[@]+"${resume[@]}"}
+    fi
     done_stage 3
   fi
 
@@ -112,7 +122,7 @@ library_stages() {
     say "4: tune the beam decoder on dev"
     local lex=()
     [ "$lexicon" != 1 ] || lex=(--lexicon "$exp_dir/lexicon.txt")
-    asr tune-decoder --model "$exp_dir/best.pt" --manifest "$data/dev.jsonl" --lm "$exp_dir/lm.arpa" \
+    asr tune-decoder --model "$model" --manifest "$data/dev.jsonl" --lm "$exp_dir/lm.arpa" \
       ${lex[@]+"${lex[@]}"} --lm-weights "$lm_weights" --word-scores="$word_scores" --beam-sizes "$beam_sizes" | tee "$exp_dir/tune.log"
     done_stage 4
   fi
@@ -123,7 +133,7 @@ library_stages() {
     for manifest in "$data"/test-*.jsonl; do
       name=$(basename "$manifest" .jsonl)
       for decoder in greedy beam; do  # beam: the settings tuned in stage 4 (best.decoder.json)
-        asr evaluate --model "$exp_dir/best.pt" --manifest "$manifest" --decoder "$decoder" \
+        asr evaluate --model "$model" --manifest "$manifest" --decoder "$decoder" \
           --report "$exp_dir/report-$name-$decoder.jsonl" --json > "$exp_dir/eval-$name-$decoder.json"
         python -c "import json, sys; s = json.load(open(sys.argv[1])); print(f\"$name $decoder: WER {s['wer']:.2f}% CER {s['cer']:.2f}%\")" \
           "$exp_dir/eval-$name-$decoder.json"

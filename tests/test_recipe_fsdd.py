@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from asr.synthesis import PROGRAMS
 from conftest import FSDD, REPO, TINY_OVERRIDES
@@ -154,7 +155,7 @@ def test_run_sh_end_to_end_and_resumable(tmp_path):
     exp = tmp_path / "exp"
     overrides = [o for o in TINY_OVERRIDES if not o.startswith("epochs=")] + ["epochs=1"]
     cmd = ["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--data-dir", str(data), "--exp-dir", str(exp),
-           "--connected", "8,2,4", "--conditions", "clean,level-20dB", "--", *overrides]
+           "--connected", "8,2,4", "--conditions", "clean,level-20dB", "--word-pieces", "24", "--", *overrides]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     table = (exp / "RESULTS.md").read_text()
@@ -165,7 +166,12 @@ def test_run_sh_end_to_end_and_resumable(tmp_path):
     beam_rows = [line for line in table.splitlines() if "| beam 16, LM lm.arpa" in line]
     assert len(beam_rows) == 3 and all("lexicon |" in line for line in beam_rows)
     assert all((exp / f".done.{n}").exists() for n in range(7))
-    assert (exp / "lm.arpa").read_text().startswith("\\data\\") and (exp / "best.decoder.json").is_file()
+    assert (exp / "lm.arpa").read_text().startswith("\\data\\") and (exp / "best.pt").is_file()
+    # then 4 epochs to word pieces from that model, which stages 4-5 tuned and evaluated
+    finetuned = yaml.safe_load((exp / "finetune" / "config.yaml").read_text())
+    assert finetuned["units"] == {"kind": "bpe", "size": 24} and finetuned["epochs"] == 4
+    assert finetuned["init_from"] == str(exp / "best.pt") and (exp / "finetune" / "best.decoder.json").is_file()
+    assert "stage 3: fine-tune units.kind=bpe units.size=24 epochs=4" in result.stdout
     lexicon = (exp / "lexicon.txt").read_text().split()
     assert lexicon == sorted(lexicon) and set(lexicon) <= set(prepare.WORDS)
     # a second run finds every stage done and does nothing

@@ -5,13 +5,15 @@
 #   recipes/fsdd/run.sh --heldout-speakers george --exp-dir exp/fsdd-heldout-george
 #   recipes/fsdd/run.sh --tts 2000 ...   # + 2,000 digit utterances by synthetic voices (install_voices.sh)
 #   recipes/fsdd/run.sh --conditions none ...   # no robustness test sets (default: all; see asr conditions --help)
+#   recipes/fsdd/run.sh --word-pieces 64 ...   # then 4 epochs to 64 word pieces (default with --heldout-speakers)
 #
 # Stages (each leaves a marker in EXP_DIR; a rerun skips finished stages, while --stage N
 # [--stop-stage M] reruns stages N..M whatever their markers say):
 #   0 data     download the FSDD archive unless --data-dir is given
 #   1 prepare  split, connected-digit utterances, robustness test sets, JSON Lines manifests
 #   2 lm       3-gram LM and lexicon from the training transcripts (+ --lm-text files)
-#   3 train    asr train with conf.yaml (+ KEY=VALUE overrides after --)
+#   3 train    asr train with conf.yaml (+ KEY=VALUE overrides after --); with word pieces, then
+#              4 epochs from that model to units.kind=bpe in EXP_DIR/finetune, the model stages 4-5 use
 #   4 tune     LM weight and word score of the beam decoder on the dev set
 #   5 evaluate greedy and beam (LM + lexicon) WER/CER on every test manifest
 #   6 results  EXP_DIR/RESULTS.md
@@ -22,19 +24,28 @@ heldout=""
 connected=1000,100,300
 tts=auto  # prepare.py: synthetic voices with --heldout-speakers when the engines are installed
 conditions=all
+word_pieces=auto  # 64 with --heldout-speakers (whole digits: voices never heard misspell less), else 0
 lexicon=1  # ten digit words
-recipe_usage() { header_usage; echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST --tts N --conditions LIST"; }
+recipe_usage() {
+  header_usage
+  echo "options: --heldout-speakers A,B --connected TRAIN,DEV,TEST --tts N --conditions LIST --word-pieces N"
+}
 recipe_option() {
   case "$1" in
     --heldout-speakers) heldout=$2; taken=2 ;;
     --connected) connected=$2; taken=2 ;;
     --tts) tts=$2; taken=2 ;;
     --conditions) conditions=$2; taken=2 ;;
+    --word-pieces)
+      [[ "$2" = auto || "$2" =~ ^[0-9]+$ ]] || { echo "run.sh: --word-pieces: expected a count or auto, got '$2'" >&2; exit 2; }
+      word_pieces=$2; taken=2 ;;
   esac
 }
 source "$here/../stages.sh"
 parse_options "$@"
 IFS=, read -r n_train n_dev n_test <<< "$connected"
+if [ "$word_pieces" = auto ]; then word_pieces=$([ -n "$heldout" ] && echo 64 || echo 0); fi
+[ "$word_pieces" -eq 0 ] || finetune=(units.kind=bpe units.size="$word_pieces" epochs=4)
 corpus_stages "$here/prepare.py" --heldout-speakers "$heldout" \
   --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test" --tts "$tts" --conditions "$conditions"
 library_stages "FSDD (heldout: ${heldout:-none})"
