@@ -4,8 +4,9 @@ mean over speakers and seeds.
 
     python scripts/loso.py --data-dir ../shared/data/fsdd/recordings --seeds 1234,2
     python scripts/loso.py ... --speakers george,theo --jobs 6   # runs in parallel (on a GPU, say)
+    python scripts/loso.py ... --word-pieces 64 --exp-root exp/fsdd-loso-pieces   # whole-digit units
 
-Each run is ``recipes/fsdd/run.sh --heldout-speakers S --conditions none -- seed=N`` into
+Each run is ``recipes/fsdd/run.sh --heldout-speakers S --conditions none --word-pieces W -- seed=N`` into
 EXP_ROOT/seed<N>-<S> (a finished run is not run again). ``--jobs`` defaults to 1 on the CPU
 (a run uses every core) and to 6 when CUDA is available (six small models share one GPU well).
 Prints the table of recipes/fsdd/RESULTS.md: WER % per speaker and seed, isolated / connected.
@@ -39,7 +40,8 @@ def default_jobs() -> int:
 def run(speaker: str, seed: int, args, log_dir: Path) -> tuple[str, int, float, int]:
     exp = Path(args.exp_root) / f"seed{seed}-{speaker}"
     command = [str(REPO / "recipes" / "fsdd" / "run.sh"), "--heldout-speakers", speaker, "--exp-dir", str(exp),
-               "--conditions", "none", *(["--data-dir", args.data_dir] if args.data_dir else []),
+               "--conditions", "none", "--word-pieces", str(args.word_pieces),
+               *(["--data-dir", args.data_dir] if args.data_dir else []),
                "--", f"seed={seed}", *args.overrides]
     start = time.time()
     with open(log_dir / f"seed{seed}-{speaker}.log", "w") as log:
@@ -60,6 +62,7 @@ def main() -> int:
     parser.add_argument("--seeds", default="1234,2")
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: 1 on the CPU, 6 with CUDA)")
     parser.add_argument("--decoder", default="greedy", choices=("greedy", "beam"))
+    parser.add_argument("--word-pieces", type=int, default=0, help="the recipe's --word-pieces (default 0: characters)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     args = parser.parse_args()
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]

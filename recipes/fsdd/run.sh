@@ -5,7 +5,7 @@
 #   recipes/fsdd/run.sh --heldout-speakers george --exp-dir exp/fsdd-heldout-george
 #   recipes/fsdd/run.sh --tts 2000 ...   # + 2,000 digit utterances by synthetic voices (install_voices.sh)
 #   recipes/fsdd/run.sh --conditions none ...   # no robustness test sets (default: all; see asr conditions --help)
-#   recipes/fsdd/run.sh --word-pieces 64 ...   # then 4 epochs to 64 word pieces (default with --heldout-speakers)
+#   recipes/fsdd/run.sh --word-pieces 64 ...   # then 4 epochs to 64 word pieces (whole digits; default 0: none)
 #
 # Stages (each leaves a marker in EXP_DIR; a rerun skips finished stages, while --stage N
 # [--stop-stage M] reruns stages N..M whatever their markers say):
@@ -24,7 +24,7 @@ heldout=""
 connected=1000,100,300
 tts=auto  # prepare.py: synthetic voices with --heldout-speakers when the engines are installed
 conditions=all
-word_pieces=auto  # 64 with --heldout-speakers (whole digits: voices never heard misspell less), else 0
+word_pieces=0  # > 0: then 4 epochs to that many bpe units (RESULTS.md: greedy reads new voices better, beam worse)
 lexicon=1  # ten digit words
 recipe_usage() {
   header_usage
@@ -37,14 +37,13 @@ recipe_option() {
     --tts) tts=$2; taken=2 ;;
     --conditions) conditions=$2; taken=2 ;;
     --word-pieces)
-      [[ "$2" = auto || "$2" =~ ^[0-9]+$ ]] || { echo "run.sh: --word-pieces: expected a count or auto, got '$2'" >&2; exit 2; }
+      [[ "$2" =~ ^[0-9]+$ ]] || { echo "run.sh: --word-pieces: expected a count, got '$2'" >&2; exit 2; }
       word_pieces=$2; taken=2 ;;
   esac
 }
 source "$here/../stages.sh"
 parse_options "$@"
 IFS=, read -r n_train n_dev n_test <<< "$connected"
-if [ "$word_pieces" = auto ]; then word_pieces=$([ -n "$heldout" ] && echo 64 || echo 0); fi
 [ "$word_pieces" -eq 0 ] || finetune=(units.kind=bpe units.size="$word_pieces" epochs=4)
 corpus_stages "$here/prepare.py" --heldout-speakers "$heldout" \
   --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test" --tts "$tts" --conditions "$conditions"
