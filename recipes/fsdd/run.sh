@@ -24,7 +24,7 @@ heldout=""
 connected=1000,100,300
 tts=auto  # prepare.py: synthetic voices with --heldout-speakers when the engines are installed
 conditions=all
-word_pieces=0  # > 0: then 4 epochs to that many bpe units (RESULTS.md: greedy reads new voices better, beam worse)
+word_pieces=0  # > 0: then 4 epochs to that many bpe units (RESULTS.md: greedy mostly better on new voices, beam worse)
 lexicon=1  # ten digit words
 recipe_usage() {
   header_usage
