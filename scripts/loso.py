@@ -37,6 +37,13 @@ def default_jobs() -> int:
         return 1
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a count (0 or more), got {text!r}")
+    return int(text)
+
+
 def run(speaker: str, seed: int, args, log_dir: Path) -> tuple[str, int, float, int]:
     exp = Path(args.exp_root) / f"seed{seed}-{speaker}"
     command = [str(REPO / "recipes" / "fsdd" / "run.sh"), "--heldout-speakers", speaker, "--exp-dir", str(exp),
@@ -60,16 +67,19 @@ def main() -> int:
     parser.add_argument("--exp-root", default="exp/fsdd-loso")
     parser.add_argument("--speakers", default=",".join(SPEAKERS))
     parser.add_argument("--seeds", default="1234,2")
-    parser.add_argument("--jobs", type=int, default=None, help="runs at once (default: 1 on the CPU, 6 with CUDA)")
+    parser.add_argument("--jobs", type=count, default=None, help="runs at once (default: 1 on the CPU, 6 with CUDA)")
     parser.add_argument("--decoder", default="greedy", choices=("greedy", "beam"))
-    parser.add_argument("--word-pieces", type=int, default=0, help="the recipe's --word-pieces (default 0: characters)")
+    parser.add_argument("--word-pieces", type=count, default=0, help="the recipe's --word-pieces (default 0: characters)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     args = parser.parse_args()
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]
     unknown = sorted(set(speakers) - set(SPEAKERS))
     if unknown:
         sys.exit(f"loso.py: error: unknown speaker(s) {', '.join(unknown)} (FSDD has {', '.join(SPEAKERS)})")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated whole numbers, got {args.seeds!r}")
     log_dir = Path(args.exp_root) / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     jobs = args.jobs or default_jobs()

@@ -35,3 +35,12 @@ def test_unknown_speaker_is_a_one_line_error(tmp_path):
     out = subprocess.run([sys.executable, str(SCRIPT), "--exp-root", str(tmp_path), "--speakers", "bob"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "unknown speaker(s) bob" in out.stderr
+
+
+def test_bad_counts_and_seeds_are_refused_before_any_run(tmp_path):
+    for flags, message in ((["--word-pieces", "-3"], "--word-pieces: expected a count (0 or more), got '-3'"),
+                           (["--seeds", "1,x"], "--seeds: expected comma-separated whole numbers, got '1,x'")):
+        out = subprocess.run([sys.executable, str(SCRIPT), "--exp-root", str(tmp_path / "exp"), *flags],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and message in out.stderr
+        assert not (tmp_path / "exp").exists()  # nothing started, nothing written
