@@ -1,6 +1,6 @@
 """Markdown WER tables from `asr evaluate --json` outputs.
 
-One experiment, a row per test set and decoder, then (for summaries of manifests with a
+One experiment, a row per test set and decoder (under the model they scored), then (for summaries of manifests with a
 ``condition`` or ``speaker`` field) a row per condition and per speaker:
 
     python scripts/results_table.py --title "FSDD" exp/fsdd/eval-*.json > exp/fsdd/RESULTS.md
@@ -37,11 +37,16 @@ def load(path) -> dict:
 def per_file(title: str, files: list[str]) -> None:
     summaries = [load(path) for path in files]  # all read before anything is printed
     print(f"## {title}\n")
-    print("| test set | decoder | utterances | words | WER % | CER % | sub | del | ins |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    models = list(dict.fromkeys(s.get("model", "") for s in summaries))
+    several = len(models) > 1  # then a column says which model each row scored
+    if not several and models[0]:
+        print(f"Model: `{models[0]}`\n")
+    print(f"| test set |{' model |' if several else ''} decoder | utterances | words | WER % | CER % | sub | del | ins |")
+    print(f"| --- |{' --- |' if several else ''} --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for s in summaries:
         name = Path(s["manifest"]).stem
-        print(f"| {name} | {s.get('decoder', 'greedy')} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | "
+        model = f" {s.get('model', '')} |" if several else ""
+        print(f"| {name} |{model} {s.get('decoder', 'greedy')} | {s['utterances']} | {s['words']} | {s['wer']:.2f} | "
               f"{s['cer']:.2f} | {s['substitutions']} | {s['deletions']} | {s['insertions']} |")
     for key in ("condition", "speaker"):
         breakdown(key, summaries)

@@ -53,7 +53,7 @@ def test_tune_then_evaluate_and_transcribe_use_the_tuned_settings(tiny_model, lm
     assert main(["evaluate", "--model", str(checkpoint), "--manifest", str(manifest), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["decoder"].startswith("beam 16, LM lm.arpa") and summary["decoder"].endswith("lexicon")
-    assert summary["wer"] == 0.0
+    assert summary["wer"] == 0.0 and summary["model"] == str(checkpoint)
     assert main(["evaluate", "--model", str(checkpoint), "--manifest", str(manifest), "--decoder", "greedy",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["decoder"] == "greedy"

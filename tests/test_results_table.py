@@ -75,3 +75,18 @@ def test_missing_or_damaged_summaries_are_one_line_errors(tmp_path):
     (tmp_path / "other.json").write_text('{"wer": 1}')
     other = run(tmp_path / "other.json")
     assert other.returncode != 0 and "other.json: not an asr evaluate summary (no manifest, utterances" in other.stderr
+
+
+def test_the_table_names_the_model_it_scored(tmp_path):
+    files = [write_eval(tmp_path, "test-a", "greedy", 10.0), write_eval(tmp_path, "test-a", "beam", 5.0)]
+    for path in files:
+        path.write_text(json.dumps({**json.loads(path.read_text()), "model": "exp/x/finetune/best.pt"}))
+    out = run("--title", "T", *files)
+    assert out.returncode == 0 and "Model: `exp/x/finetune/best.pt`" in out.stdout
+
+    other = write_eval(tmp_path / "y", "test-a", "greedy", 7.0)
+    other.write_text(json.dumps({**json.loads(other.read_text()), "model": "exp/y/best.pt"}))
+    out = run("--title", "T", *files, other)
+    assert out.returncode == 0 and "Model:" not in out.stdout  # two models: a column instead
+    assert "| test-a | exp/x/finetune/best.pt | greedy | 50 | 60 | 10.00 |" in out.stdout
+    assert "| test-a | exp/y/best.pt | greedy | 50 | 60 | 7.00 |" in out.stdout
