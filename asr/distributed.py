@@ -95,8 +95,13 @@ class Distributed:
         return {k: v for p in parts for k, v in p.items()}
 
     def close(self) -> None:
+        """Destroy the process group while the interpreter is whole: a group still held at exit
+        (a DDP wrapper in a reference cycle keeps it) can abort the process in gloo's teardown."""
         if self.world_size > 1:
+            import gc
+
             import torch.distributed as td
 
+            gc.collect()  # the last DDP wrapper and its reducer go first
             if td.is_initialized():
                 td.destroy_process_group()

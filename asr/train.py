@@ -89,7 +89,9 @@ def train(config: TrainConfig, show_progress: bool = True, resume: bool = False)
         (exp_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
     handler = _setup_logging(exp_dir) if dist.is_main else None
     try:
-        return _train(config, exp_dir, show_progress and dist.is_main, resume, dist)
+        best = _train(config, exp_dir, show_progress and dist.is_main, resume, dist)
+        dist.barrier()  # no process tears the group down while another still writes or waits on it
+        return best
     finally:
         dist.close()
         if handler:
