@@ -29,7 +29,7 @@ class Model:
         self.recognizer = recognizer
         self.decoder_settings = settings
         kwargs = {} if batch_seconds is None else {"batch_seconds": batch_seconds}
-        self._transcriber = Transcriber(recognizer, decoder, segments, workers=workers, **kwargs)
+        self._transcriber = Transcriber(recognizer, decoder, segments, workers=workers, vtln=settings.vtln, **kwargs)
 
     @property
     def sample_rate(self) -> int:
@@ -77,7 +77,7 @@ def load(checkpoint: str | os.PathLike, device: str = "auto", tuned: bool = True
     run by onnxruntime without torch). The decoder is the one ``asr tune-decoder`` saved beside
     it (unless ``tuned=False``), else greedy; keyword arguments override single settings, as
     the command's flags do: any field of ``asr.decoder_settings.DecoderSettings`` (``decoder="beam"``,
-    ``beam_size``, ``lm``, ``lm_weight``, ``word_score``, ``lexicon``, ``hotwords``, ...); None
+    ``beam_size``, ``lm``, ``lm_weight``, ``word_score``, ``lexicon``, ``hotwords``, ``vtln``, ...); None
     leaves a setting as it is. ``nbest``: alternatives kept per one-piece file."""
     from asr.decoder_settings import build_decoder, load_settings
 

@@ -201,20 +201,12 @@ class WaveAugment:
         return out
 
 
-VTLP_BOUNDARY = 0.8  # share of the Nyquist frequency up to which VTLP scales linearly
-
-
 class VocalTractWarp:
     """Vocal tract length perturbation (VTLP; Jaitly and Hinton, 2013) of log-mel features: each
     utterance's spectrum is stretched or squeezed along frequency by a factor drawn from
-    [1 - vtlp, 1 + vtlp], as a longer or shorter vocal tract moves every formant. A sound at
-    frequency f moves to factor * f, up to VTLP_BOUNDARY of the Nyquist frequency; above it the
-    warp runs linearly to the Nyquist frequency, which stays put, so no band is lost or invented.
-    Unlike speed perturbation, timing and length are untouched.
-
-    Works on the features the extractor returns: under training-set statistics they are warped in
-    the log-mel domain and normalized again (the statistics differ from band to band); padded
-    frames stay zero."""
+    [1 - vtlp, 1 + vtlp], as a longer or shorter vocal tract moves every formant (the warp:
+    ``asr.vtln``). Unlike speed perturbation, timing and length are untouched. Works on the
+    features the extractor returns (``FeatureExtractor.warp``)."""
 
     def __init__(self, max_warp: float, features, generator: torch.Generator):
         if not 0 <= max_warp < 0.5:
@@ -224,11 +216,6 @@ class VocalTractWarp:
         self.max_warp = max_warp
         self.features = features
         self.generator = generator
-        config = features.config
-        self.nyquist = config.sample_rate / 2
-        self.top = hz_to_mel(torch.tensor(self.nyquist, dtype=torch.float64))
-        mels = self.top * torch.arange(1, config.n_mels + 1, dtype=torch.float64) / (config.n_mels + 1)
-        self.centres = mel_to_hz(mels)  # of the mel filters, in Hz
 
     @property
     def active(self) -> bool:
@@ -238,32 +225,9 @@ class VocalTractWarp:
         """One warp factor per utterance, uniform in [1 - vtlp, 1 + vtlp]."""
         return 1 + (torch.rand(count, generator=self.generator) * 2 - 1) * self.max_warp
 
-    def source_bins(self, factors: torch.Tensor) -> torch.Tensor:
-        """(B,) warp factors -> (B, n_mels) fractional mel-bin positions each output bin is read from."""
-        centres, nyquist, n_mels = self.centres, self.nyquist, len(self.centres)
-        a = factors.double()[:, None]
-        knee = VTLP_BOUNDARY * nyquist * a.clamp(max=1) / a  # the last frequency scaled by the factor
-        below = centres / a  # inverse warp of each centre frequency
-        above = knee + (centres - a * knee) * (nyquist - knee) / (nyquist - a * knee)
-        source = torch.where(centres <= a * knee, below, above)
-        return (hz_to_mel(source) / self.top * (n_mels + 1) - 1).clamp(0, n_mels - 1)
-
     def __call__(self, x: torch.Tensor, frames: torch.Tensor, factors: torch.Tensor | None = None) -> torch.Tensor:
         """Features (B, T, F) + frame lengths (B,) -> warped features (a new tensor)."""
-        B, T, F = x.shape
-        if factors is None:
-            factors = self.draw(B)
-        position = self.source_bins(factors).to(x.device)
-        low = position.floor().long().clamp(max=F - 2)
-        weight = (position - low).to(x.dtype)[:, None, :]
-        normalized = self.features.config.training_stats
-        raw = x * self.features.std + self.features.mean if normalized else x
-        pick = lambda index: raw.gather(2, index[:, None, :].expand(B, T, F))  # noqa: E731
-        out = pick(low) * (1 - weight) + pick(low + 1) * weight
-        if normalized:
-            out = (out - self.features.mean) / self.features.std
-        valid = torch.arange(T, device=x.device)[None, :] < frames.to(x.device)[:, None]
-        return out * valid[:, :, None]
+        return self.features.warp(x, frames, self.draw(len(x)) if factors is None else factors)
 
 
 def build_augmentation(config: AugmentConfig, features, generator: torch.Generator) -> tuple[WaveAugment, VocalTractWarp]:

@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2", help="comma-separated")
     p.add_argument("--word-scores", default="-1,0,1,2,3", help="comma-separated")
     p.add_argument("--beam-sizes", default="16", help="comma-separated")
+    p.add_argument("--vtln", type=float, default=0.0,
+                   help="read the dev set as transcription will, with this warp search (asr.vtln; default 0: off); "
+                        "saved with the tuned settings")
     p.add_argument("--trials", type=int, help="try this many settings drawn at random from the grid")
     p.add_argument("--workers", type=int, help="decoding processes (default: one per core)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
@@ -231,7 +234,7 @@ def cmd_evaluate(args) -> int:
     recognizer = load_checkpoint(args.model, pick_device(args.device))
     settings, decoder = decoder_from_args(args, recognizer.vocab)
     summary, rows = evaluate_manifest(recognizer, args.manifest, decoder, args.batch_seconds,
-                                      decode_workers=args.workers)
+                                      decode_workers=args.workers, vtln=settings.vtln)
     report = Path(args.report or Path(args.model).with_name(f"report-{Path(args.manifest).stem}.jsonl"))
     write_report(report, rows)
     groups = group_summaries(rows)
@@ -417,12 +420,12 @@ def cmd_tune(args) -> int:
             raise AsrError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
 
     base = DecoderSettings(decoder="beam", lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
-                           hotword_weight=args.hotword_weight)
+                           hotword_weight=args.hotword_weight, vtln=args.vtln)
     grid = candidate_settings(base, numbers(args.lm_weights, float, "--lm-weights"),
                               numbers(args.word_scores, float, "--word-scores"),
                               numbers(args.beam_sizes, int, "--beam-sizes"), args.trials)
     recognizer = load_checkpoint(args.model, pick_device(args.device))
-    utterances, outputs = manifest_log_probs(recognizer, args.manifest)
+    utterances, outputs = manifest_log_probs(recognizer, args.manifest, vtln=args.vtln)
     references = [u.text for u in utterances]
     greedy = score(references, [h[0].text for h in decode_batch(GreedyDecoder(recognizer.vocab), outputs)])[0]
     print(f"{len(utterances)} utterances; greedy: WER {greedy.wer:.2f}% CER {greedy.cer:.2f}%")

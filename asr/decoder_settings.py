@@ -4,7 +4,9 @@ and building the decoder they describe (LM, lexicon and hotword files included).
 ``DecoderSettings`` is the one place a decoder option is declared: its default, its help
 text, and so its command-line flag (``asr.cli.add_decoder_flags`` makes one per field),
 the ``asr.load`` keyword and its place in the tuned file; ``build_decoder`` is the one
-factory. A new option is a field here, a line in ``build_decoder`` and its test.
+factory. A new option is a field here, a line in ``build_decoder`` and its test. One field,
+``vtln``, is about how the model reads the audio rather than the search: ``asr.transcribe.Transcriber``
+hands it to the recognizer.
 
 ``asr tune-decoder`` writes ``<checkpoint stem>.decoder.json`` next to the checkpoint;
 ``asr evaluate`` and ``asr transcribe`` start from it when it exists, and flags given on
@@ -42,6 +44,9 @@ class DecoderSettings:
     token_min_logp: float = _option(-5.0, "labels below this log-probability in a frame are not tried "
                                           "(the best always is); our beam search")
     beam_threshold: float = _option(10.0, "prefixes scoring this far below the best are dropped; our beam search")
+    vtln: float = _option(0.0, "read each recording (piece) with its spectrum warped by 1 +- 0.05 k up to this "
+                               "and keep the reading the model is surest of (asr.vtln; 0: off; 0.1: five "
+                               "readings): for voices unlike the training set's")
 
 
 DEFAULTS = DecoderSettings()
@@ -49,8 +54,9 @@ DEFAULTS = DecoderSettings()
 
 def describe(settings: DecoderSettings) -> str:
     """One line for tables: 'greedy' or 'beam 16, LM lm.arpa (weight 0.5, word score 1), lexicon'."""
+    vtln = f", VTLN {settings.vtln:g}" if settings.vtln else ""
     if settings.decoder == "greedy":
-        return "greedy"
+        return "greedy" + vtln
     parts = [f"beam {settings.beam_size}"]
     if settings.lm:
         parts.append(f"LM {Path(settings.lm).name} (weight {settings.lm_weight:g}, word score {settings.word_score:g})")
@@ -63,7 +69,7 @@ def describe(settings: DecoderSettings) -> str:
     for name in ("token_min_logp", "beam_threshold"):
         if getattr(settings, name) != getattr(DEFAULTS, name):
             parts.append(f"{name} {getattr(settings, name):g}")
-    return ", ".join(parts)
+    return ", ".join(parts) + vtln
 
 
 def settings_path(checkpoint: str | os.PathLike) -> Path:

@@ -18,13 +18,13 @@ from asr.segment import SegmentOptions
 from asr.transcribe import Transcriber
 
 
-def _model_outputs(recognizer: Recognizer, loader, amp: bool):
+def _model_outputs(recognizer: Recognizer, loader, amp: bool, vtln: float = 0.0):
     """(dataset indices, log-probs (B, T, V), frame lengths (B,)) for every batch of ``loader``."""
     device = recognizer.device
     for batch in loader:
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-            log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths, batch.means)
+            log_probs, lengths = recognizer.log_probs(batch.waveforms, batch.wave_lengths, batch.means, vtln)
         yield batch.indices, log_probs, lengths
 
 
@@ -45,10 +45,11 @@ def decode_loader(recognizer: Recognizer, loader, decoder: Decoder, amp: bool = 
 
 
 @torch.no_grad()
-def compute_log_probs(recognizer: Recognizer, loader, amp: bool = True) -> list[np.ndarray]:
-    """One (T, V) float32 array of log-probs per utterance, in dataset order."""
+def compute_log_probs(recognizer: Recognizer, loader, amp: bool = True, vtln: float = 0.0) -> list[np.ndarray]:
+    """One (T, V) float32 array of log-probs per utterance, in dataset order (``vtln``: as
+    ``Recognizer.log_probs``)."""
     outputs: dict[int, np.ndarray] = {}
-    for indices, log_probs, lengths in _model_outputs(recognizer, loader, amp):
+    for indices, log_probs, lengths in _model_outputs(recognizer, loader, amp, vtln):
         for index, lp, n in zip(indices, log_probs.float().cpu().numpy(), lengths.tolist()):
             outputs[index] = lp[:n]
     return [outputs[i] for i in range(len(outputs))]
@@ -63,16 +64,20 @@ def _loader(recognizer: Recognizer, utterances, batch_seconds: float, num_worker
 
 
 def manifest_log_probs(recognizer: Recognizer, manifest: str | os.PathLike, batch_seconds: float = 200.0,
-                       num_workers: int = 1):
-    """(utterances, log-probs) of every line of ``manifest``."""
+                       num_workers: int = 1, vtln: float = 0.0):
+    """(utterances, log-probs) of every line of ``manifest`` (``vtln``: as ``Recognizer.log_probs``)."""
+    from asr import vtln as warps
+
+    warps.check(vtln, recognizer.features.config.kind)
     utterances = read_manifest(manifest)
-    return utterances, compute_log_probs(recognizer, _loader(recognizer, utterances, batch_seconds, num_workers))
+    loader = _loader(recognizer, utterances, batch_seconds, num_workers)
+    return utterances, compute_log_probs(recognizer, loader, vtln=vtln)
 
 
 def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decoder: Decoder,
                       batch_seconds: float = 200.0, num_workers: int = 1,
-                      decode_workers: int | None = None,
-                      segments: SegmentOptions = SegmentOptions()) -> tuple[Summary, list[dict]]:
+                      decode_workers: int | None = None, segments: SegmentOptions = SegmentOptions(),
+                      vtln: float = 0.0) -> tuple[Summary, list[dict]]:
     """Score ``manifest``; returns the summary and one report row per utterance (manifest order).
     Utterances are transcribed as ``asr transcribe`` does (``asr.transcribe``): batched, decoded
     over ``decode_workers`` processes (default: one per core), and a recording longer than
@@ -85,7 +90,8 @@ def evaluate_manifest(recognizer: Recognizer, manifest: str | os.PathLike, decod
                                 min_samples=recognizer.features.min_samples)
         speaker_normalization(dataset, recognizer.features, batch_seconds, num_workers)
         means = list(dataset.speaker_means)
-    with Transcriber(recognizer, decoder, segments, batch_seconds, decode_workers, timestamps=False) as transcriber:
+    with Transcriber(recognizer, decoder, segments, batch_seconds, decode_workers, timestamps=False,
+                     vtln=vtln) as transcriber:
         transcripts = list(transcriber.run([u.audio_filepath for u in utterances], means))
     for u, t in zip(utterances, transcripts):
         if t.error:

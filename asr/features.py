@@ -93,6 +93,25 @@ class FeatureExtractor(nn.Module):
             x = (x - self.mean) / self.std
         return x.masked_fill(~mask, 0.0), frames
 
+    def warp(self, x: torch.Tensor, frames: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
+        """Normalized log-mel features (B, T, F) + frame lengths (B,), each utterance's frequency
+        axis warped by its factor (B,) (``asr.vtln``); a new tensor, padded frames still zero.
+        Under training-set statistics the warp is taken in the log-mel domain and the result
+        normalized again (the statistics differ from band to band)."""
+        from asr import vtln
+
+        B, T, F = x.shape
+        position = torch.from_numpy(vtln.source_bins(factors.cpu().numpy(), self.config.sample_rate, F)).to(x.device)
+        low = position.floor().long().clamp(max=F - 2)
+        weight = (position - low).to(x.dtype)[:, None, :]
+        normalized = self.config.training_stats
+        raw = x * self.std + self.mean if normalized else x
+        pick = lambda index: raw.gather(2, index[:, None, :].expand(B, T, F))  # noqa: E731
+        out = pick(low) * (1 - weight) + pick(low + 1) * weight
+        if normalized:
+            out = (out - self.mean) / self.std
+        return out * lengths_to_mask(frames.to(x.device), T)[:, :, None]
+
     @torch.no_grad()
     def fit_global_stats(self, batches) -> None:
         """Set ``mean``/``std`` from an iterable of (waveforms, lengths) batches."""

@@ -6,6 +6,7 @@ log-probs out); ``asr.runtime.OnnxRecognizer`` offers the same for an exported m
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,12 +51,29 @@ class Recognizer:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def log_probs(self, waveforms: torch.Tensor, lengths: torch.Tensor,
-                  means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_probs(self, waveforms: torch.Tensor, lengths: torch.Tensor, means: torch.Tensor | None = None,
+                  vtln: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, S) waveforms + (B,) sample lengths -> (B, T', V) log-probs + (B,) frame lengths;
-        ``means``: the speakers' feature means, for features normalized per speaker."""
+        ``means``: the speakers' feature means, for features normalized per speaker. ``vtln``:
+        each utterance read at the warp factors of ``asr.vtln.factors(vtln)``, keeping its surest
+        reading (``asr.vtln``)."""
         feats, frames = self.features(waveforms, lengths, means)
-        return self.model(feats, frames)
+        if not vtln:
+            return self.model(feats, frames)
+        from asr import vtln as warps
+
+        best = best_score = None
+        for factor in warps.factors(vtln):
+            x = feats if factor == 1 else self.features.warp(feats, frames, torch.full((len(feats),), factor))
+            log_probs, out_frames = self.model(x, frames)
+            valid = torch.arange(log_probs.shape[1], device=log_probs.device)[None, :] < out_frames[:, None]
+            score = (log_probs.float().max(-1).values * valid).sum(1) / out_frames.clamp(min=1)  # warps.confidence
+            if best is None:
+                best, best_score = log_probs, score
+            else:
+                best = torch.where((score > best_score)[:, None, None], log_probs, best)
+                best_score = torch.maximum(score, best_score)
+        return best, out_frames
 
     # -- the interface transcription uses (numpy in, numpy out; ONNX models offer the same) --
 
@@ -68,27 +86,28 @@ class Recognizer:
         """Whether features are normalized by a speaker mean (``means`` of ``batch_log_probs``)."""
         return self.features.config.per_speaker
 
-    def batch_log_probs(self, waves: list[np.ndarray], means: list[np.ndarray | None] | None = None
-                        ) -> list[np.ndarray]:
+    def batch_log_probs(self, waves: list[np.ndarray], means: list[np.ndarray | None] | None = None,
+                        vtln: float = 0.0) -> list[np.ndarray]:
         """Float32 samples at ``sample_rate``, one array per utterance -> one (T, V) float32
         array of log-probs each. ``means``: a (F,) speaker mean per utterance (None: its own,
-        from its speech frames).
+        from its speech frames). ``vtln``: as ``log_probs``.
 
         On the CPU the rows are dealt out to one thread per core, each running its share as a
         padded batch with one torch thread: the recurrent layers step through time in small
         matrix products that torch's own threads speed up not at all (on 2 cores one thread
         ran a batch in 0.80 s, two in 1.13 s, two halves side by side in 0.49 s)."""
+        run = functools.partial(self._padded_log_probs, vtln=vtln)
         if self.device.type != "cpu":
-            return self._padded_log_probs(waves, means)
+            return run(waves, means)
         previous = torch.get_num_threads()
         torch.set_num_threads(1)  # also for a single row: one thread ran it faster than two
         try:
-            return self._rows.run(self._padded_log_probs, waves, means)
+            return self._rows.run(run, waves, means)
         finally:
             torch.set_num_threads(previous)
 
     @torch.inference_mode()
-    def _padded_log_probs(self, waves: list[np.ndarray], means: list | None) -> list[np.ndarray]:
+    def _padded_log_probs(self, waves: list[np.ndarray], means: list | None, vtln: float = 0.0) -> list[np.ndarray]:
         device = self.device
         lengths = [max(len(w), self.features.min_samples) for w in waves]
         batch = torch.zeros(len(waves), max(lengths))
@@ -98,7 +117,7 @@ class Recognizer:
         if self.per_speaker and means is not None and any(m is not None for m in means):
             speaker = torch.stack([torch.as_tensor(m) if m is not None else self.speaker_mean([w])
                                    for m, w in zip(means, waves)]).to(device)
-        log_probs, frames = self.log_probs(batch.to(device), torch.tensor(lengths, device=device), speaker)
+        log_probs, frames = self.log_probs(batch.to(device), torch.tensor(lengths, device=device), speaker, vtln)
         log_probs = log_probs.float().cpu().numpy()
         return [log_probs[row, :n] for row, n in enumerate(frames.tolist())]
 

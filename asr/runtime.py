@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asr import vtln as warps
 from asr.config import FeatureConfig, from_dict
 from asr.decoding import cpu_count
 from asr.errors import AsrError, reason
@@ -142,6 +143,14 @@ class NumpyFeatures:
         return [self._normalize(self._log(power), wave, mean)
                 for power, wave, mean in zip(self.power(waves), waves, means)]
 
+    def warp(self, x: np.ndarray, factor: float) -> np.ndarray:
+        """Normalized log-mel features (T, F) with the frequency axis warped by ``factor``, as
+        ``asr.features.FeatureExtractor.warp`` does it."""
+        position = warps.source_bins([factor], self.config.sample_rate, self.dim)[0]
+        if not self.config.training_stats:
+            return warps.warp(x, position).astype(np.float32)
+        return ((warps.warp(x * self.std + self.mean, position) - self.mean) / self.std).astype(np.float32)
+
     def _normalize(self, x: np.ndarray, wave: np.ndarray, mean) -> np.ndarray:
         if self.config.per_speaker:
             mean = self.own_mean(wave, x) if mean is None else np.asarray(mean, np.float32)
@@ -206,15 +215,22 @@ class OnnxRecognizer:
     def per_speaker(self) -> bool:
         return self.features.config.per_speaker
 
-    def batch_log_probs(self, waves: list[np.ndarray], means: list | None = None) -> list[np.ndarray]:
-        """One (T, V) float32 array of log-probs per utterance. The rows are dealt to one thread
-        per core, each running its share as a padded batch on one onnxruntime thread (as the
-        torch ``Recognizer`` does, for the same reason: recurrent layers parallelize poorly
+    def batch_log_probs(self, waves: list[np.ndarray], means: list | None = None,
+                        vtln: float = 0.0) -> list[np.ndarray]:
+        """One (T, V) float32 array of log-probs per utterance (``vtln``: each utterance's surest
+        reading over the warp factors, as ``Recognizer.log_probs``). The rows are dealt to one
+        thread per core, each running its share as a padded batch on one onnxruntime thread (as
+        the torch ``Recognizer`` does, for the same reason: recurrent layers parallelize poorly
         within a batch)."""
-        return self.rows.run(self._padded_log_probs, waves, means)
+        return self.rows.run(lambda w, m: self._padded_log_probs(w, m, vtln), waves, means)
 
-    def _padded_log_probs(self, waves: list[np.ndarray], means: list) -> list[np.ndarray]:
+    def _padded_log_probs(self, waves: list[np.ndarray], means: list, vtln: float = 0.0) -> list[np.ndarray]:
         feats = self.features.many(waves, [None if m is None else np.asarray(m, np.float32) for m in means])
+        readings = [self._network(feats if factor == 1 else [self.features.warp(f, factor) for f in feats])
+                    for factor in warps.factors(vtln)]
+        return [warps.surest([reading[row] for reading in readings])[1] for row in range(len(feats))]
+
+    def _network(self, feats: list[np.ndarray]) -> list[np.ndarray]:
         batch = np.zeros((len(feats), max(len(f) for f in feats), self.features.dim), np.float32)
         for row, f in enumerate(feats):
             batch[row, :len(f)] = f

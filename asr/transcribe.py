@@ -88,8 +88,13 @@ class Transcriber:
     decoding processes."""
 
     def __init__(self, recognizer, decoder: Decoder, segments: SegmentOptions = SegmentOptions(),
-                 batch_seconds: float = BATCH_SECONDS, workers: int | None = None, timestamps: bool = True):
+                 batch_seconds: float = BATCH_SECONDS, workers: int | None = None, timestamps: bool = True,
+                 vtln: float = 0.0):
+        from asr import vtln as warps
+
+        warps.check(vtln, recognizer.features.config.kind)
         self.recognizer = recognizer
+        self.vtln = vtln  # each piece read at several warps, the surest kept (asr.vtln)
         self.rate = recognizer.sample_rate
         self.segments = segments
         self.batch_samples = batch_seconds * self.rate
@@ -161,7 +166,7 @@ class Transcriber:
         log_probs = []
         for rows in _padded_groups([len(p.audio) for _, _, p in batch], self.batch_samples):
             log_probs += recognizer.batch_log_probs([batch[i][2].audio for i in rows],
-                                                    None if means is None else [means[i] for i in rows])
+                                                    None if means is None else [means[i] for i in rows], self.vtln)
         frame_samples = recognizer.frame_seconds * self.rate
         kept, offsets = [], []
         for array, (_, _, piece) in zip(log_probs, batch):
@@ -284,10 +289,10 @@ def same_speaker_means(recognizer, sources: list) -> list | None:
 
 def transcribe_files(recognizer, paths: list[str], decoder: Decoder, timestamps: bool = False,
                      same_speaker: bool = False, segments: SegmentOptions = SegmentOptions(),
-                     workers: int | None = None) -> list[Transcript]:
+                     workers: int | None = None, vtln: float = 0.0) -> list[Transcript]:
     """One transcript per file, in order (see ``Transcriber.run``). For a model whose features
     are normalized per speaker, each piece is its own speaker, or with ``same_speaker`` all the
     files are one."""
     means = same_speaker_means(recognizer, paths) if same_speaker else None
-    with Transcriber(recognizer, decoder, segments, workers=workers, timestamps=timestamps) as transcriber:
+    with Transcriber(recognizer, decoder, segments, workers=workers, timestamps=timestamps, vtln=vtln) as transcriber:
         return list(transcriber.run(paths, means))

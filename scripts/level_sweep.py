@@ -48,7 +48,8 @@ def main() -> int:
             manifest = Path(tmp) / "levels.jsonl"
             write_condition_manifest(read_manifest(args.manifest), tmp, manifest, rate, args.seed,
                                      pick(",".join(name(g) for g in gains)))
-            _, rows = evaluate_manifest(recognizer, manifest, build_decoder(settings, recognizer.vocab))
+            _, rows = evaluate_manifest(recognizer, manifest, build_decoder(settings, recognizer.vocab),
+                                        vtln=settings.vtln)
     except AsrError as e:
         sys.exit(f"level_sweep.py: error: {e}")
     by = group_summaries(rows)["condition"]
