@@ -11,7 +11,9 @@
 #   3 train    asr train with the config (+ KEY=VALUE overrides after --); resumes an interrupted run.
 #              A recipe that sets finetune=(KEY=VALUE ...) then trains again from that model's best.pt
 #              into $exp_dir/finetune with those overrides, and stages 4-5 use that model
-#   4 tune     LM weight, word score (and beam size) of the beam decoder on dev.jsonl
+#   4 tune     LM weight, word score (and beam size) of the beam decoder on dev.jsonl, reading it with
+#              the warp search --vtln X (asr.vtln; a recipe may set vtln=X; default 0: off), which
+#              the tuned settings keep for stages 5 and transcription
 #   5 evaluate greedy and tuned beam WER/CER on every test-*.jsonl
 #   6 results  $exp_dir/RESULTS.md
 # Every stage leaves a marker in $exp_dir; a rerun skips finished stages, while
@@ -32,13 +34,14 @@ lm_order=${lm_order:-3}
 lm_weights=${lm_weights:-0,0.25,0.5,1,2}
 word_scores=${word_scores:--1,0,1,2}
 beam_sizes=${beam_sizes:-16}
+vtln=${vtln:-}  # empty: the recipe's choice, else 0
 
 # The recipe's leading comment block; a recipe with options of its own adds a line about them.
 header_usage() { sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 declare -F recipe_usage > /dev/null || recipe_usage() { header_usage; }
 
 common_usage() {
-  echo "common options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --config FILE --lm-text FILE [-- KEY=VALUE ...]"
+  echo "common options: --stage N --stop-stage N --data-dir DIR --exp-dir DIR --config FILE --lm-text FILE --vtln X [-- KEY=VALUE ...]"
 }
 
 parse_options() {
@@ -50,6 +53,7 @@ parse_options() {
       --exp-dir) exp_dir=$2; shift 2 ;;
       --config) config=$2; shift 2 ;;
       --lm-text) lm_text+=("$2"); shift 2 ;;
+      --vtln) vtln=$2; shift 2 ;;
       -h|--help) recipe_usage; common_usage; exit 0 ;;
       --) shift; overrides=("$@"); break ;;
       *)
@@ -123,7 +127,8 @@ library_stages() {
     local lex=()
     [ "$lexicon" != 1 ] || lex=(--lexicon "$exp_dir/lexicon.txt")
     asr tune-decoder --model "$model" --manifest "$data/dev.jsonl" --lm "$exp_dir/lm.arpa" \
-      ${lex[@]+"${lex[@]}"} --lm-weights "$lm_weights" --word-scores="$word_scores" --beam-sizes "$beam_sizes" | tee "$exp_dir/tune.log"
+      ${lex[@]+"${lex[@]}"} --lm-weights "$lm_weights" --word-scores="$word_scores" --beam-sizes "$beam_sizes" \
+      --vtln "${vtln:-0}" | tee "$exp_dir/tune.log"
     done_stage 4
   fi
 
@@ -132,7 +137,7 @@ library_stages() {
     local manifest name decoder
     for manifest in "$data"/test-*.jsonl; do
       name=$(basename "$manifest" .jsonl)
-      for decoder in greedy beam; do  # beam: the settings tuned in stage 4 (best.decoder.json)
+      for decoder in greedy beam; do  # beam: the settings tuned in stage 4 (best.decoder.json); both read with its vtln
         asr evaluate --model "$model" --manifest "$manifest" --decoder "$decoder" \
           --report "$exp_dir/report-$name-$decoder.jsonl" --json > "$exp_dir/eval-$name-$decoder.json"
         python -c "import json, sys; s = json.load(open(sys.argv[1])); print(f\"$name $decoder: WER {s['wer']:.2f}% CER {s['cer']:.2f}%\")" \

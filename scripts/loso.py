@@ -5,6 +5,7 @@ mean over speakers and seeds.
     python scripts/loso.py --data-dir ../shared/data/fsdd/recordings --seeds 1234,2
     python scripts/loso.py ... --speakers george,theo --jobs 6   # runs in parallel (on a GPU, say)
     python scripts/loso.py ... --word-pieces 64 --exp-root exp/fsdd-loso-pieces   # whole-digit units
+    python scripts/loso.py ... --stage 4 --vtln 0   # the trained runs tuned and scored again, here without VTLN
 
 Each run is ``recipes/fsdd/run.sh --heldout-speakers S --conditions none --word-pieces W -- seed=N`` into
 EXP_ROOT/seed<N>-<S> (a finished run is not run again). ``--jobs`` defaults to 1 on the CPU
@@ -49,9 +50,11 @@ def run(speaker: str, seed: int, args, log_dir: Path) -> tuple[str, int, float, 
     command = [str(REPO / "recipes" / "fsdd" / "run.sh"), "--heldout-speakers", speaker, "--exp-dir", str(exp),
                "--conditions", "none", "--word-pieces", str(args.word_pieces),
                *(["--data-dir", args.data_dir] if args.data_dir else []),
+               *(["--stage", str(args.stage)] if args.stage is not None else []),
+               *(["--vtln", args.vtln] if args.vtln is not None else []),
                "--", f"seed={seed}", *args.overrides]
     start = time.time()
-    with open(log_dir / f"seed{seed}-{speaker}.log", "w") as log:
+    with open(log_dir / f"seed{seed}-{speaker}.log", "a") as log:  # a rerun of later stages adds to it
         code = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO).returncode
     return speaker, seed, time.time() - start, code
 
@@ -70,6 +73,9 @@ def main() -> int:
     parser.add_argument("--jobs", type=count, default=None, help="runs at once (default: 1 on the CPU, 6 with CUDA)")
     parser.add_argument("--decoder", default="greedy", choices=("greedy", "beam"))
     parser.add_argument("--word-pieces", type=count, default=0, help="the recipe's --word-pieces (default 0: characters)")
+    parser.add_argument("--stage", type=count, help="the recipe's --stage: rerun stages N.. of each run (e.g. 4: "
+                        "tune and score the trained models again after a decoding change)")
+    parser.add_argument("--vtln", help="the recipe's --vtln (default: its own, 0.1 with held-out speakers)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides for every run")
     args = parser.parse_args()
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]

@@ -14,7 +14,8 @@
 #   2 lm       3-gram LM and lexicon from the training transcripts (+ --lm-text files)
 #   3 train    asr train with conf.yaml (+ KEY=VALUE overrides after --); with word pieces, then
 #              4 epochs from that model to units.kind=bpe in EXP_DIR/finetune, the model stages 4-5 use
-#   4 tune     LM weight and word score of the beam decoder on the dev set
+#   4 tune     LM weight and word score of the beam decoder on the dev set; with --heldout-speakers
+#              every reading then warps each recording to the voice it reads surest (--vtln 0.1)
 #   5 evaluate greedy and beam (LM + lexicon) WER/CER on every test manifest
 #   6 results  EXP_DIR/RESULTS.md
 # Stages 2-6 are every recipe's (recipes/stages.sh).
@@ -45,6 +46,7 @@ source "$here/../stages.sh"
 parse_options "$@"
 IFS=, read -r n_train n_dev n_test <<< "$connected"
 [ "$word_pieces" -eq 0 ] || finetune=(units.kind=bpe units.size="$word_pieces" epochs=4)
+[ -n "$vtln" ] || { [ -z "$heldout" ] && vtln=0 || vtln=0.1; }  # voices never heard: the warp search (RESULTS.md)
 corpus_stages "$here/prepare.py" --heldout-speakers "$heldout" \
   --connected-train "$n_train" --connected-dev "$n_dev" --connected-test "$n_test" --tts "$tts" --conditions "$conditions"
 library_stages "FSDD (heldout: ${heldout:-none})"
