@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -481,3 +482,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("asr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`asr evaluate ... | head -1`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 141  # 128 + SIGPIPE

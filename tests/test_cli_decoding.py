@@ -135,3 +135,17 @@ def test_bad_decoder_input_is_one_line(tmp_path, flags, needles):
     manifest = write_fsdd_manifest(tmp_path / "m.jsonl", [(1, "jackson", 10)])
     result = run_asr("evaluate", "--model", checkpoint, "--manifest", manifest, *flags, check=False)
     assert_one_line_error(result, *needles)
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(lm_files, tmp_path):
+    """`asr ... | head -1`: the output pipe closes early; no traceback, exit 141 (as SIGPIPE), work kept."""
+    import subprocess
+    import sys
+
+    arpa, _ = lm_files
+    out = tmp_path / "lm.arpa"
+    process = subprocess.Popen([sys.executable, "-m", "asr", "lm", "build", "--text", str(arpa.parent / "text.txt"),
+                                "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before it writes a word
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b"" and out.read_text().startswith("\\data\\")
