@@ -177,6 +177,15 @@ def test_run_sh_end_to_end_and_resumable(tmp_path):
     # a second run finds every stage done and does nothing
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "stage" not in again.stdout
+    # stages 4-6 again with the warp search: the tuned settings keep it and both decoders read with it
+    split = cmd.index("--")
+    vtln = subprocess.run(cmd[:split] + ["--stage", "4", "--vtln", "0.1"] + cmd[split:], capture_output=True,
+                          text=True, timeout=600)
+    assert vtln.returncode == 0, vtln.stderr
+    assert json.loads((exp / "finetune" / "best.decoder.json").read_text())["settings"]["vtln"] == 0.1
+    table = (exp / "RESULTS.md").read_text()
+    assert "| test-isolated | greedy, VTLN 0.1 | 20 | 20 |" in table
+    assert "stage 3" not in vtln.stdout and "Model: `" + str(exp / "finetune" / "best.pt") + "`" in table
 
 
 def _zip(path: Path, members: dict[str, bytes]) -> str:
