@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from asr import vtln as warps
 from asr.recognizer import Recognizer
 from asr.data import SpeechDataset, make_loader, read_manifest, speaker_normalization
 from asr.decoding import Decoder
@@ -66,8 +67,6 @@ def _loader(recognizer: Recognizer, utterances, batch_seconds: float, num_worker
 def manifest_log_probs(recognizer: Recognizer, manifest: str | os.PathLike, batch_seconds: float = 200.0,
                        num_workers: int = 1, vtln: float = 0.0):
     """(utterances, log-probs) of every line of ``manifest`` (``vtln``: as ``Recognizer.log_probs``)."""
-    from asr import vtln as warps
-
     warps.check(vtln, recognizer.features.config.kind)
     utterances = read_manifest(manifest)
     loader = _loader(recognizer, utterances, batch_seconds, num_workers)

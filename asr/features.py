@@ -15,6 +15,7 @@ import torch
 import torchaudio.transforms as T
 from torch import nn
 
+from asr import vtln
 from asr.config import FeatureConfig
 
 LOG_FLOOR = 1e-6  # added to mel power before the log, avoids log(0) on digital silence
@@ -98,8 +99,6 @@ class FeatureExtractor(nn.Module):
         axis warped by its factor (B,) (``asr.vtln``); a new tensor, padded frames still zero.
         Under training-set statistics the warp is taken in the log-mel domain and the result
         normalized again (the statistics differ from band to band)."""
-        from asr import vtln
-
         B, T, F = x.shape
         position = torch.from_numpy(vtln.source_bins(factors.cpu().numpy(), self.config.sample_rate, F)).to(x.device)
         low = position.floor().long().clamp(max=F - 2)

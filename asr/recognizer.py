@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from asr import vtln as warps
 from asr.errors import AsrError
 from asr.features import FeatureExtractor
 from asr.model import CTCModel
@@ -60,8 +61,6 @@ class Recognizer:
         feats, frames = self.features(waveforms, lengths, means)
         if not vtln:
             return self.model(feats, frames)
-        from asr import vtln as warps
-
         best = best_score = None
         for factor in warps.factors(vtln):
             x = feats if factor == 1 else self.features.warp(feats, frames, torch.full((len(feats),), factor))

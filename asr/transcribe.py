@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from asr import vtln as warps
 from asr.align import WordTime, snap_to_speech, word_times
 from asr.audio import stream_audio
 from asr.decoding import Decoder, DecodePool, Hypothesis
@@ -90,8 +91,6 @@ class Transcriber:
     def __init__(self, recognizer, decoder: Decoder, segments: SegmentOptions = SegmentOptions(),
                  batch_seconds: float = BATCH_SECONDS, workers: int | None = None, timestamps: bool = True,
                  vtln: float = 0.0):
-        from asr import vtln as warps
-
         warps.check(vtln, recognizer.features.config.kind)
         self.recognizer = recognizer
         self.vtln = vtln  # each piece read at several warps, the surest kept (asr.vtln)
