@@ -171,7 +171,8 @@ def test_run_sh_end_to_end_and_resumable(tmp_path):
     finetuned = yaml.safe_load((exp / "finetune" / "config.yaml").read_text())
     assert finetuned["units"] == {"kind": "bpe", "size": 24} and finetuned["epochs"] == 4
     assert finetuned["init_from"] == str(exp / "best.pt") and (exp / "finetune" / "best.decoder.json").is_file()
-    assert "stage 3: fine-tune units.kind=bpe units.size=24 epochs=4" in result.stdout
+    assert "stage 3: fine-tune units.kind=bpe units.size=24 epochs=4 optim.lr=0.002" in result.stdout
+    assert finetuned["optim"]["lr"] == 0.002
     lexicon = (exp / "lexicon.txt").read_text().split()
     assert lexicon == sorted(lexicon) and set(lexicon) <= set(prepare.WORDS)
     # a second run finds every stage done and does nothing
