@@ -53,7 +53,10 @@ parse_options() {
       --exp-dir) exp_dir=$2; shift 2 ;;
       --config) config=$2; shift 2 ;;
       --lm-text) lm_text+=("$2"); shift 2 ;;
-      --vtln) vtln=$2; shift 2 ;;
+      --vtln)  # checked here, not first at stage 4 after the training
+        awk -v v="$2" 'BEGIN { exit !(v ~ /^[0-9]*\.?[0-9]+$/ && v < 0.5) }' \
+          || { echo "run.sh: --vtln: expected a number in [0, 0.5), got '$2'" >&2; exit 2; }
+        vtln=$2; shift 2 ;;
       -h|--help) recipe_usage; common_usage; exit 0 ;;
       --) shift; overrides=("$@"); break ;;
       *)

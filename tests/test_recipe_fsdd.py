@@ -143,6 +143,15 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--tts: expected a count or auto, got 'many'" in capsys.readouterr().err
 
 
+def test_a_bad_vtln_is_refused_before_any_stage(tmp_path):
+    for value in ("x", "0.7", "-0.1"):
+        result = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--data-dir", str(FSDD),
+                                 "--exp-dir", str(tmp_path / "exp"), "--vtln", value],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and f"--vtln: expected a number in [0, 0.5), got '{value}'" in result.stderr
+        assert "stage" not in result.stdout and not (tmp_path / "exp").exists()
+
+
 @pytest.mark.slow
 def test_run_sh_end_to_end_and_resumable(tmp_path):
     # a small copy of FSDD: two speakers, the takes each split needs
