@@ -24,10 +24,6 @@ def hz_to_mel(hz: torch.Tensor) -> torch.Tensor:
     return 2595 * torch.log10(1 + hz / 700)
 
 
-def mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
-    return 700 * (10 ** (mel / 2595) - 1)
-
-
 class WaveAugment:
     """Speed perturbation, then a random channel colouring (equalizer curve), then additive
     noise at a random SNR, then a simulated room response, then a telephone line, and last the

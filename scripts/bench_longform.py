@@ -106,9 +106,9 @@ def boundary_errors(truth, words) -> np.ndarray:
     return np.array(errors)
 
 
-def transcribe(recognizer, decoder, paths, segments=SegmentOptions()):
+def transcribe(recognizer, decoder, paths, segments=SegmentOptions(), vtln=0.0):
     start = time.perf_counter()
-    with Transcriber(recognizer, decoder, segments) as transcriber:
+    with Transcriber(recognizer, decoder, segments, vtln=vtln) as transcriber:
         results = list(transcriber.run(paths))
     return results, time.perf_counter() - start
 
@@ -154,9 +154,10 @@ def main() -> None:
           f"tuned decoder: {describe(settings)}; {os.cpu_count()} cores")
 
     print(f"\n{'decoder':<8} {'long WER %':>10} {'cut at pauses %':>15} {'x real time':>11}")
-    for name, decoder in [("greedy", greedy), ("tuned", tuned)]:
-        (long,), elapsed = transcribe(recognizer, decoder, [long_wav])
-        cut, _ = transcribe(recognizer, decoder, clips)
+    readers = [("greedy", greedy, 0.0), ("tuned", tuned, settings.vtln)]  # tuned: with its VTLN, if any
+    for name, decoder, vtln in readers:
+        (long,), elapsed = transcribe(recognizer, decoder, [long_wav], vtln=vtln)
+        cut, _ = transcribe(recognizer, decoder, clips, vtln=vtln)
         words = long.text.split()
         print(f"{name:<8} {wer(truth, words):10.2f} {wer(truth, ' '.join(c.text for c in cut).split()):15.2f} "
               f"{seconds / elapsed:11.0f}")
@@ -169,9 +170,9 @@ def main() -> None:
         whole_wav = work / "whole.wav"
         whole_truth, _ = build_recording(takes, args.whole_minutes * 60, args.seed, whole_wav)
         one_piece = SegmentOptions(max_seconds=1e9)
-        for name, decoder in [("greedy", greedy), ("tuned", tuned)]:
-            (piece,), _ = transcribe(recognizer, decoder, [whole_wav], one_piece)
-            (cut,), _ = transcribe(recognizer, decoder, [whole_wav])
+        for name, decoder, vtln in readers:
+            (piece,), _ = transcribe(recognizer, decoder, [whole_wav], one_piece, vtln)
+            (cut,), _ = transcribe(recognizer, decoder, [whole_wav], vtln=vtln)
             print(f"first {args.whole_minutes:g} min, {name}: WER {wer(whole_truth, piece.text.split()):.2f}% "
                   f"read whole, {wer(whole_truth, cut.text.split()):.2f}% cut at pauses")
 
@@ -189,10 +190,10 @@ def main() -> None:
 
     files = sorted(p for p in args.data_dir.glob("*.wav") if int(p.stem.split("_")[2]) < 5)
     start = time.perf_counter()
-    one_call = transcribe_files(recognizer, files, tuned)
+    one_call = transcribe_files(recognizer, files, tuned, vtln=settings.vtln)
     together = time.perf_counter() - start
     start = time.perf_counter()
-    apart = [transcribe_files(recognizer, [f], tuned)[0] for f in files]
+    apart = [transcribe_files(recognizer, [f], tuned, vtln=settings.vtln)[0] for f in files]
     alone = time.perf_counter() - start
     assert [t.text for t in one_call] == [t.text for t in apart]
     print(f"\n{len(files)} short files, tuned decoder: one call {together:.1f} s, one call per file {alone:.1f} s: "
