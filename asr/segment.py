@@ -26,6 +26,7 @@ Memory holds at most ``max_seconds`` plus a block of audio, whatever the length.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -108,6 +109,7 @@ def segment_stream(blocks: Iterable[np.ndarray], sample_rate: int,
     first = 0
     buffer = _Buffer()
     held: list[Piece] | None = []  # pieces found before the recording proved longer than max_len
+    cuts: deque[tuple[int, int, int, int]] = deque()  # pieces (start, keep_start, keep_end, end) whose end is not read yet
     read_start = keep_start = 0  # the open piece
     last_speech = None  # sample just past the open piece's last speech frame (None: none yet)
     for block in blocks:
@@ -118,14 +120,12 @@ def segment_stream(blocks: Iterable[np.ndarray], sample_rate: int,
         history = np.concatenate([history, new])[-round(options.history_seconds / FRAME_SECONDS):]
         floor = np.percentile(history, options.floor_percentile) if len(history) else 0.0
         levels = np.concatenate([levels, new])
-        pieces = []
         for i, is_speech in enumerate(new > floor + options.speech_db):
             at = framed + i * hop  # the frame's first sample
             if is_speech:
                 if last_speech is not None and at - last_speech >= min_pause:  # a pause ends: cut in its middle
                     cut = (last_speech + at) // 2
-                    end = min(cut + context, buffer.end)
-                    pieces.append(Piece(read_start, keep_start, cut, end, buffer.get(read_start, end)))
+                    cuts.append((read_start, keep_start, cut, cut + context))
                     read_start, keep_start = max(cut - context, read_start), cut
                 last_speech = at + hop
             if at + hop - keep_start >= max_len:
@@ -133,11 +133,14 @@ def segment_stream(blocks: Iterable[np.ndarray], sample_rate: int,
                 lo = (keep_start + max_len // 2) // hop
                 hi = max(lo + 1, (at + hop - context) // hop)
                 cut = (lo + int(np.argmin(levels[lo - first:hi - first]))) * hop
-                pieces.append(Piece(read_start, keep_start, cut, cut + context,
-                                    buffer.get(read_start, cut + context)))
+                cuts.append((read_start, keep_start, cut, cut + context))
                 read_start, keep_start = cut - context, cut
                 if last_speech is not None and last_speech <= cut:
                     last_speech = None
+        pieces = []
+        while cuts and cuts[0][3] <= buffer.end:  # a piece goes once its context after the cut is read
+            start, keep, cut, end = cuts.popleft()
+            pieces.append(Piece(start, keep, cut, end, buffer.get(start, end)))
         if held is not None:
             held.extend(pieces)
             if buffer.end > max_len:  # a long recording: let the held pieces go
@@ -146,14 +149,18 @@ def segment_stream(blocks: Iterable[np.ndarray], sample_rate: int,
                 pieces = []
         yield from pieces
         if held is None:  # forget what no piece can need again
-            buffer.drop_before(read_start)
-            drop = max(0, read_start // hop - first)
+            needed = cuts[0][0] if cuts else read_start
+            buffer.drop_before(needed)
+            drop = max(0, needed // hop - first)
             levels, first = levels[drop:], first + drop
     total = buffer.end
     if held is not None:  # the whole recording is no longer than max_len: one piece
         if total:
             yield Piece(0, 0, total, total, buffer.get(0, total))
-    elif total > keep_start:
+        return
+    for start, keep, cut, end in cuts:  # the recording ended within their context
+        yield Piece(start, keep, cut, min(end, total), buffer.get(start, min(end, total)))
+    if total > keep_start:
         yield Piece(read_start, keep_start, total, total, buffer.get(read_start, total))
 
 

@@ -54,6 +54,8 @@ def test_pieces_cut_at_pauses_tile_the_recording(tmp_path):
     options = SegmentOptions(max_seconds=8, min_pause=0.5)
     pieces = list(segment_stream(stream_audio(tmp_path / "long.wav", RATE, block_seconds=3), RATE, options))
     check_tiling(pieces, audio, options)
+    # a cut near the end of a block waits for the next block: every piece reads its second past the cut
+    assert all(p.end == min(p.keep_end + round(options.context * RATE), len(audio)) for p in pieces)
     # every cut falls in a pause, never inside a word
     cuts = [p.keep_start / RATE for p in pieces[1:]]
     assert all(not (start < cut < end) for cut in cuts for _, start, end in truth)
