@@ -33,14 +33,28 @@ class WordTime:
         return WordTime(self.word, self.start + seconds, self.end + seconds, self.confidence)
 
 
-def word_times(log_probs: np.ndarray, text: str, vocab: Vocabulary, frame_seconds: float,
-               duration: float | None = None) -> list[WordTime]:
-    """Timestamps of the words of ``text`` (which ``log_probs`` (T, V) decoded to)."""
+@dataclass(frozen=True)
+class Letter:
+    """One unit of a word (a character, or a word piece) on the frames the alignment gives it."""
+
+    text: str  # without the word-separating space
+    first: int  # first frame
+    last: int  # last frame
+    mass: float  # sum of the unit's posteriors on those frames
+
+    @property
+    def frames(self) -> int:
+        return self.last + 1 - self.first
+
+
+def aligned_words(log_probs: np.ndarray, text: str, vocab: Vocabulary) -> list[list[Letter]]:
+    """The units of each word of ``text`` (which ``log_probs`` (T, V) decoded to) on their
+    frames; [] when there is no alignment (no text, or more labels than frames)."""
     if not text:
         return []
     units = vocab.encode(text)
     alignment = _align(np.asarray(log_probs, dtype=np.float32), units)
-    if alignment is None:  # more labels than frames can hold: no alignment to report
+    if alignment is None:
         return []
     path, probs = alignment
     # First and last frame of each target label, in order.
@@ -52,25 +66,34 @@ def word_times(log_probs: np.ndarray, text: str, vocab: Vocabulary, frame_second
         elif label != 0:
             spans[-1][1] = t
         previous = label
-    # First and last frame of each word: a label with a leading space (the space itself, or a
-    # piece such as " zero") starts the next word, whose first frame is its first letter's.
-    bounds: list[list[int]] = []  # [first frame, last frame, sum of posteriors, frames]
+    # A label with a leading space (the space itself, or a piece such as " zero") starts the
+    # next word.
+    words: list[list[Letter]] = []
     new_word = True
     for label, (first, last) in zip(units, spans):
         symbol = vocab.symbols[label]
         new_word = new_word or symbol.startswith(" ")
-        mass = sum(probs[first:last + 1])
-        if symbol.strip() and new_word:
-            bounds.append([first, last, mass, last + 1 - first])
-            new_word = False
-        elif symbol.strip():
-            bounds[-1][1] = last
-            bounds[-1][2] += mass
-            bounds[-1][3] += last + 1 - first
-    limit = duration if duration is not None else len(path) * frame_seconds
-    return [WordTime(word, min(first * frame_seconds, limit), min((last + 1) * frame_seconds, limit),
-                     mass / count)
-            for word, (first, last, mass, count) in zip(text.split(" "), bounds)]
+        if symbol.strip():
+            if new_word:
+                words.append([])
+                new_word = False
+            words[-1].append(Letter(symbol.strip(), first, last, sum(probs[first:last + 1])))
+    return words
+
+
+def timed_word(letters: list[Letter], frame_seconds: float, limit: float = float("inf")) -> WordTime:
+    """The word the ``letters`` spell: from the first frame of its first letter to just past
+    the last of its last, in seconds (at most ``limit``)."""
+    return WordTime("".join(x.text for x in letters), min(letters[0].first * frame_seconds, limit),
+                    min((letters[-1].last + 1) * frame_seconds, limit),
+                    sum(x.mass for x in letters) / sum(x.frames for x in letters))
+
+
+def word_times(log_probs: np.ndarray, text: str, vocab: Vocabulary, frame_seconds: float,
+               duration: float | None = None) -> list[WordTime]:
+    """Timestamps of the words of ``text`` (which ``log_probs`` (T, V) decoded to)."""
+    limit = duration if duration is not None else len(log_probs) * frame_seconds
+    return [timed_word(letters, frame_seconds, limit) for letters in aligned_words(log_probs, text, vocab)]
 
 
 def _align(log_probs: np.ndarray, units: list[int]) -> tuple[list[int], list[float]] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asr import vtln as warps
-from asr.align import WordTime, snap_to_speech, word_times
+from asr.align import Letter, WordTime, aligned_words, snap_to_speech, timed_word
 from asr.audio import stream_audio
 from asr.decoding import Decoder, DecodePool, Hypothesis
 from asr.errors import AsrError
@@ -77,7 +77,7 @@ class _File:
     pieces: int = 0
     read: bool = False  # every piece has been cut
     error: str = ""
-    results: dict[int, tuple[Segment | None, list[Hypothesis]]] = field(default_factory=dict)
+    results: dict[int, tuple["_Part | None", list[Hypothesis]]] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -167,46 +167,136 @@ class Transcriber:
             log_probs += recognizer.batch_log_probs([batch[i][2].audio for i in rows],
                                                     None if means is None else [means[i] for i in rows], self.vtln)
         frame_samples = recognizer.frame_seconds * self.rate
-        kept, offsets = [], []
-        for array, (_, _, piece) in zip(log_probs, batch):
-            first, last = frames_to_keep(piece, frame_samples, len(array))
-            kept.append(array[first:last])
-            offsets.append(piece.start / self.rate + first * recognizer.frame_seconds)
-        for (file, number, piece), array, offset, nbest in zip(batch, kept, offsets, self.pool.search(kept)):
-            text = nbest[0].text if nbest else ""
-            segment = None
-            if text:
-                start, end = piece.keep_start / self.rate, piece.keep_end / self.rate
-                words = self._words(array, text, offset, start, end, piece) if self.timestamps else []
-                if words:  # the segment is its speech, not the pauses around it
-                    start, end = words[0].start, words[-1].end
-                segment = Segment(start, end, text, words)
-            file.results[number] = (segment, nbest)
+        kept = [frames_to_keep(piece, frame_samples, len(array)) for array, (_, _, piece) in zip(log_probs, batch)]
+        for (file, number, piece), array, (first, last), nbest in zip(batch, log_probs, kept,
+                                                                       self.pool.search(log_probs)):
+            file.results[number] = (self._segment(piece, array, first, last, nbest), nbest)
         _Heap.trim(sum(len(p.audio) for _, _, p in batch) / self.rate)
 
-    def _words(self, log_probs: np.ndarray, text: str, offset: float, start: float, end: float,
-               piece: Piece) -> list[Word]:
-        """The words of a piece's text in file time, widened over the speech around them;
-        spread evenly over the piece when the alignment fails (more letters than frames)."""
+    def _segment(self, piece: Piece, log_probs: np.ndarray, first: int, last: int,
+                 nbest: list[Hypothesis]) -> _Part | None:
+        """What a piece says in its kept frames [first, last), in file time.
+
+        The decoder reads the piece's whole window, context included, and the alignment of its
+        text puts every letter on frames: the piece keeps the letters on its kept frames, and
+        notes the letters of its first and last word that fall outside them, for ``_Part.meet``
+        to settle each cut from both pieces' readings."""
+        text = nbest[0].text if nbest else ""
+        if not text:
+            return None
+        keep_start, keep_end = piece.keep_start / self.rate, piece.keep_end / self.rate
+        whole = first == 0 and last == len(log_probs)
+        if whole and not self.timestamps:
+            return _Part(keep_start, keep_end, text.split())
         seconds = self.recognizer.frame_seconds
-        words = [w.shifted(offset) for w in word_times(log_probs, text, self.recognizer.vocab, seconds,
-                                                        end - offset)]
-        if words:
+        origin = piece.start / self.rate
+        words = aligned_words(log_probs, text, self.recognizer.vocab)
+        if not words:  # no alignment (more letters than frames): spread the words over the window
+            step = len(log_probs) / len(text.split())
+            words = [[Letter(w, round(i * step), max(round(i * step), round((i + 1) * step) - 1), 0.0)]
+                     for i, w in enumerate(text.split())]
+        limit = len(piece.audio) / self.rate
+
+        def timed(letters: list[Letter]) -> Word | None:
+            return timed_word(letters, seconds, limit).shifted(origin) if letters else None
+
+        prior = [w for w in words if w[-1].first < first]  # words read wholly before the kept part
+        following = [w for w in words if w[0].first >= last]  # and wholly after it
+        inside = [(letters, [x for x in letters if first <= x.first < last]) for letters in words]
+        inside = [(letters, kept) for letters, kept in inside if kept]
+        if not inside:
+            return None
+        words = [timed(kept) for _, kept in inside]
+        raw_start, raw_end = words[0].start, words[-1].end
+        if self.timestamps:
             speech = speech_mask(piece.audio, self.rate, self.segments)
-            return snap_to_speech(words, speech, FRAME_SECONDS, piece.start / self.rate, end)
-        spelled = text.split()
-        step = (end - start) / len(spelled)
-        return [Word(w, start + i * step, start + (i + 1) * step, 0.0) for i, w in enumerate(spelled)]
+            words = snap_to_speech(words, speech, FRAME_SECONDS, origin, max(keep_end, words[-1].end))
+        return _Part(keep_start, keep_end, [w.word for w in words], words,
+                     lead=timed([x for x in inside[0][0] if x.first < first]), first_letter=raw_start,
+                     trail=timed([x for x in inside[-1][0] if x.first >= last]), last_letter=raw_end,
+                     word_before=timed(prior[-1]).word if prior else "",
+                     word_after=timed(following[0]).word if following else "")
 
     def _finish(self, file: _File) -> Transcript:
         duration = file.samples / self.rate
         if file.error:
             return Transcript(file.path, "", duration, file.error)
         results = [file.results[i] for i in range(file.pieces)]
-        segments = [segment for segment, _ in results if segment is not None]
+        parts = [part for part, _ in results]
+        for part, later in zip(parts, parts[1:]):
+            if part and later and part.spelled and later.spelled:
+                part.meet(later)
+                if self.timestamps and part.words and later.words and later.words[0].start < part.words[-1].end:
+                    word, end = later.words[0], part.words[-1].end  # words never overlap
+                    later.words[0] = Word(word.word, end, max(word.end, end), word.confidence)
+        segments = [part.segment(self.timestamps) for part in parts if part and part.spelled]
         nbest = results[0][1] if len(results) == 1 else []
         return Transcript(file.path, " ".join(s.text for s in segments), duration, segments=segments,
                           nbest=nbest)
+
+
+@dataclass
+class _Part:
+    """What one piece says in its kept part, and what its reading says around it."""
+
+    start: float  # the kept part, seconds in the file
+    end: float
+    spelled: list[str]  # its words
+    words: list[Word] = field(default_factory=list)  # timed (widened over speech with timestamps)
+    lead: Word | None = None  # letters of the first word that the reading puts before the kept part
+    trail: Word | None = None  # and of the last word after it
+    first_letter: float = 0.0  # time of the first kept letter
+    last_letter: float = 0.0  # and the end of the last
+    word_before: str = ""  # the last word the reading puts wholly before the kept part
+    word_after: str = ""  # the first it puts wholly after it
+
+    def meet(self, later: "_Part") -> None:
+        """Settles the word at the cut between this piece and the next from both readings.
+
+        Keeping each piece's letters alone splits a word whose first letter one model put in
+        the pause before the cut ("eight f ive" from held-out voices, scripts/bench_longform.py);
+        keeping a word whole where it starts glues words that one reading ran together over
+        the pause ("threeone"). So: when both readings run a word across the cut, it is the
+        reading that holds more of its letters on its own side; when one does, it keeps the
+        whole word where the other reading has the same word wholly on this side of the cut
+        (a lexicon can put a letter the model hardly emitted anywhere), or nothing at those
+        letters' times."""
+        trail, lead = self.trail, later.lead
+        if trail and lead:
+            if len(self.spelled[-1]) >= len(later.spelled[0]):
+                self._extend(-1, trail)
+                later._drop(0)
+            else:
+                later._extend(0, lead)
+                self._drop(-1)
+        elif trail and (trail.end <= later.first_letter or later.word_before == self.spelled[-1] + trail.word):
+            self._extend(-1, trail)
+        elif lead and (lead.start >= self.last_letter or self.word_after == lead.word + later.spelled[0]):
+            later._extend(0, lead)
+
+    def _extend(self, index: int, letters: Word) -> None:
+        """Adds the ``letters`` outside the kept part to the first (``index`` 0) or last (-1) word."""
+        if index == 0:
+            self.spelled[0] = letters.word + self.spelled[0]
+        else:
+            self.spelled[-1] += letters.word
+        if self.words:
+            word = self.words[index]
+            a, b = (letters, word) if index == 0 else (word, letters)
+            weight = len(a.word) / (len(a.word) + len(b.word))
+            self.words[index] = Word(a.word + b.word, a.start, b.end,
+                                     weight * a.confidence + (1 - weight) * b.confidence)
+
+    def _drop(self, index: int) -> None:
+        self.spelled.pop(index)
+        if self.words:
+            self.words.pop(index)
+
+    def segment(self, timestamps: bool) -> Segment:
+        text = " ".join(self.spelled)
+        if timestamps and self.words:  # the segment is its speech, not the pauses around it
+            return Segment(self.words[0].start, self.words[-1].end, text, self.words)
+        return Segment(self.start, self.end, text)
 
 
 class _Heap:

@@ -255,3 +255,110 @@ def test_folder_with_a_broken_file_manifest_and_stdin(tiny_model, tmp_path):
     assert json.loads(result.stdout)["text"] == "three" and json.loads(result.stdout)["path"] == "-"
     result = run_asr("transcribe", "--model", checkpoint, "--format", "srt", fsdd_file(3, "jackson", 10), folder)
     assert result.returncode == 1 and "needs --output-dir" in result.stderr
+
+
+class ScriptedModel:
+    """A stand-in acoustic model that reads labels written into the audio: every 10 ms frame is
+    a square wave whose height spells one label (loud for speech, faint for pauses), so a test
+    can put any letter anywhere, the first letter of a word inside the pause before it, say."""
+
+    sample_rate = RATE
+    frame_seconds = 0.01
+    per_speaker = False
+    LOUD, FAINT, STEP = 0.1, 0.001, 64
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        from asr.text import BLANK, Vocabulary
+
+        self.vocab = Vocabulary([BLANK, " "] + sorted(set("".join(WORDS))))
+        self.features = SimpleNamespace(config=SimpleNamespace(kind="logmel"))
+
+    def audio(self, script: list[tuple[str, float, bool]]) -> np.ndarray:
+        """Samples for ``script``: (letters, seconds, loud) runs; each letter three frames then a
+        blank one, the rest of the run blank."""
+        hop = round(self.frame_seconds * RATE)
+        frames: list[tuple[int, bool]] = []
+        for letters, seconds, loud in script:
+            run = [(self.vocab.symbols.index(c), loud) for c in letters for _ in range(3)] if letters else []
+            run = [f for i in range(0, len(run), 3) for f in run[i:i + 3] + [(0, loud)]]
+            frames += run + [(0, loud)] * (round(seconds / self.frame_seconds) - len(run))
+        heights = [(self.LOUD if loud else self.FAINT) * (1 + label / self.STEP) for label, loud in frames]
+        signs = np.resize([1.0, -1.0], hop)
+        return np.concatenate([h * signs for h in heights]).astype(np.float32)
+
+    def batch_log_probs(self, waves, means=None, vtln=0.0):
+        hop = round(self.frame_seconds * RATE)
+        out = []
+        for wave in waves:
+            heights = np.median(np.abs(wave[:len(wave) // hop * hop]).reshape(-1, hop), axis=1)
+            base = np.where(heights > 0.01, self.LOUD, self.FAINT)
+            labels = np.clip(np.rint((heights / base - 1) * self.STEP).astype(int), 0, len(self.vocab.symbols) - 1)
+            scores = np.full((len(labels), len(self.vocab.symbols)), -10.0, np.float32)
+            scores[np.arange(len(labels)), labels] = 0.0
+            out.append(scores - np.log(np.exp(scores).sum(axis=1, keepdims=True)))
+        return out
+
+
+def test_a_word_whose_first_letter_the_model_puts_before_a_cut_is_read_whole():
+    """Held-out voices put a word's first letter early, in the pause before it: the piece before
+    the cut holds the "f", the next one "ive". The word is read whole, timed from its first letter."""
+    from asr.decoding import GreedyDecoder
+    from asr.transcribe import Transcriber
+
+    model = ScriptedModel()
+    script = [("eight ", 0.4, True), ("", 0.3, False), ("f", 0.3, False), ("", 0.4, False), ("ive ", 0.4, True)]
+    for word in ["three", "one", "seven", "two"]:
+        script += [("", 1.0, False), (word + " ", 0.4, True)]
+    script += [("", 0.5, False)]
+    audio = model.audio(script)
+    options = SegmentOptions(max_seconds=5, min_pause=0.5, context=1.0)
+    pieces = list(segment_stream([audio], RATE, options))
+    assert len(pieces) >= 2 and 0.7 < pieces[1].keep_start / RATE < 1.5  # the "f" lies before the first cut
+    for timestamps in (True, False):
+        with Transcriber(model, GreedyDecoder(model.vocab), options, timestamps=timestamps) as transcriber:
+            (result,) = transcriber.run([audio])
+        assert result.text == "eight five three one seven two"
+    with Transcriber(model, GreedyDecoder(model.vocab), options) as transcriber:
+        (result,) = transcriber.run([audio])
+    five = result.words[1]
+    assert five.word == "five" and five.start == pytest.approx(0.7, abs=0.02) and five.end == pytest.approx(1.5, abs=0.25)
+    assert [w.word for s in result.segments for w in s.words] == result.text.split()
+
+
+def test_where_two_readings_meet_at_a_cut():
+    """Each piece reads its own window; at a cut the two readings settle the word between them."""
+    from asr.transcribe import _Part, Word
+
+    def part(words, before=None, after=None, prior="", following=""):
+        timed = [Word(w, s, e) for w, s, e in words]
+        return _Part(timed[0].start, timed[-1].end, [w.word for w in timed], timed,
+                     lead=before and Word(*before), trail=after and Word(*after), first_letter=timed[0].start,
+                     last_letter=timed[-1].end, word_before=prior, word_after=following)
+
+    def meet(a, b):
+        a.meet(b)
+        return [w.word for w in a.words + b.words], a.spelled + b.spelled
+
+    # Both run a word over the cut (at 10 s): the reading holding more of it on its own side wins.
+    words, spelled = meet(part([("two", 8, 9), ("t", 9.6, 9.7)], after=("wo", 10.4, 10.6)),
+                          part([("even", 10.2, 10.6)], before=("s", 9.6, 9.7)))
+    assert words == spelled == ["two", "seven"]
+    words, _ = meet(part([("thr", 9.5, 9.9)], after=("ee", 10.1, 10.2)), part([("e", 10.1, 10.2)], before=("thre", 9.5, 9.9)))
+    assert words == ["three"]
+    # One reading runs two words together over the pause, the other sees two: they stay two.
+    words, _ = meet(part([("three", 9.0, 9.4)], after=("one", 10.5, 10.9)), part([("one", 10.5, 10.9)]))
+    assert words == ["three", "one"]
+    words, _ = meet(part([("three", 9.0, 9.4)]), part([("one", 10.5, 10.9)], before=("three", 9.0, 9.4)))
+    assert words == ["three", "one"]
+    # Letters one reading puts where the other has nothing join their word.
+    words, _ = meet(part([("zero", 9.0, 9.4)]), part([("ive", 10.5, 10.9)], before=("f", 9.5, 9.6)))
+    assert words == ["zero", "five"]
+    words, _ = meet(part([("fi", 9.5, 9.9)], after=("ve", 10.1, 10.3)), part([("one", 10.5, 10.9)]))
+    assert words == ["five", "one"]
+    # ... or where the other reading has the same word wholly on this side of the cut.
+    words, _ = meet(part([("fiv", 9.5, 9.9)], after=("e", 10.8, 10.9)), part([("three", 10.6, 10.9)], prior="five"))
+    assert words == ["five", "three"]
+    words, _ = meet(part([("nine", 9.0, 9.4)], following="zero"), part([("ero", 10.2, 10.5)], before=("z", 9.3, 9.4)))
+    assert words == ["nine", "zero"]
