@@ -48,14 +48,14 @@ def batches(waves: list[np.ndarray], rate: int) -> list[list[int]]:
     return out + ([current] if current else [])
 
 
-def run(recognizer, waves, groups, repeats: int) -> tuple[list[np.ndarray], float]:
+def run(recognizer, waves, groups, repeats: int, vtln: float = 0.0) -> tuple[list[np.ndarray], float]:
     """Log-probs per utterance, and the best of ``repeats`` timings of the whole set (seconds)."""
     outputs: list = [None] * len(waves)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         for group in groups:
-            for i, lp in zip(group, recognizer.batch_log_probs([waves[i] for i in group])):
+            for i, lp in zip(group, recognizer.batch_log_probs([waves[i] for i in group], vtln=vtln)):
                 outputs[i] = lp
         best = min(best, time.perf_counter() - start)
     return outputs, best
@@ -106,6 +106,9 @@ def main() -> None:
         text_b = [greedy.search(x)[0].text for x in b]
         same = 100 * np.mean([x == y for x, y in zip(text_a, text_b)])
         references = [u.text for u in utterances]
+        if settings.vtln:  # the tuned settings read with their warp search (asr.vtln)
+            a = run(torch_model, waves, groups, 1, settings.vtln)[0]
+            b = run(onnx_model, waves, groups, 1, settings.vtln)[0]
         beam_a = [h[0].text for h in decode_batch(tuned_torch, a)]
         beam_b = [h[0].text for h in decode_batch(tuned_onnx, b)]
         print(f"{Path(manifest).stem:<22} {len(utterances):5d} {diff:11.2e} {same:11.1f} "
