@@ -173,6 +173,20 @@ def snap_to_speech(words: list[WordTime], speech: np.ndarray, frame_seconds: flo
     return out
 
 
+def pause_between(speech: np.ndarray, frame_seconds: float, start: float, t0: float, t1: float,
+                  pause: float = 0.25) -> bool:
+    """Whether ``pause`` seconds or more of quiet run unbroken somewhere in [t0, t1) (``speech``
+    and ``start`` as ``snap_to_speech`` has them)."""
+    first = max(0, int((t0 - start) / frame_seconds + 1e-6))
+    last = min(len(speech), int(np.ceil((t1 - start) / frame_seconds - 1e-6)))
+    quiet = ~speech[first:last]
+    need = round(pause / frame_seconds)
+    if need < 1 or len(quiet) < need:
+        return False
+    runs = np.convolve(quiet.astype(np.int32), np.ones(need, np.int32), "valid")
+    return bool((runs == need).any())
+
+
 def _bridged(speech: np.ndarray, gap: int) -> np.ndarray:
     """``speech`` with runs of at most ``gap`` unflagged frames between flagged ones flagged."""
     flagged = np.flatnonzero(speech)

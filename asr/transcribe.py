@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asr import vtln as warps
-from asr.align import Letter, WordTime, aligned_words, snap_to_speech, timed_word
+from asr.align import Letter, WordTime, aligned_words, pause_between, snap_to_speech, timed_word
 from asr.audio import stream_audio
 from asr.decoding import Decoder, DecodePool, Hypothesis
 from asr.errors import AsrError
@@ -208,12 +208,32 @@ class Transcriber:
             return None
         words = [timed(kept) for _, kept in inside]
         raw_start, raw_end = words[0].start, words[-1].end
+        lead = timed([x for x in inside[0][0] if x.first < first])
+        trail = timed([x for x in inside[-1][0] if x.first >= last])
+        quiet = (False, False)
         if self.timestamps:
             speech = speech_mask(piece.audio, self.rate, self.segments)
+
+            def apart(a: Word, b: Word) -> bool:  # a pause between the end of a and the start of b
+                return pause_between(speech, FRAME_SECONDS, origin, a.end, b.start)
+
+            def spoken(letters: list[Letter]) -> Word:
+                """A word never spans a pause: a first or last letter a pause away from the rest
+                (models trained on other voices put a word's first letter right after the word
+                before it) names the word but does not time it."""
+                body = letters
+                if len(body) > 1 and apart(timed(body[:1]), timed(body[1:])):
+                    body = body[1:]
+                if len(body) > 1 and apart(timed(body[:-1]), timed(body[-1:])):
+                    body = body[:-1]
+                word, span = timed(letters), timed(body)
+                return Word(word.word, span.start, span.end, word.confidence)
+
+            words = [spoken(kept) for _, kept in inside]
+            quiet = (lead is not None and apart(lead, words[0]), trail is not None and apart(words[-1], trail))
             words = snap_to_speech(words, speech, FRAME_SECONDS, origin, max(keep_end, words[-1].end))
-        return _Part(keep_start, keep_end, [w.word for w in words], words,
-                     lead=timed([x for x in inside[0][0] if x.first < first]), first_letter=raw_start,
-                     trail=timed([x for x in inside[-1][0] if x.first >= last]), last_letter=raw_end,
+        return _Part(keep_start, keep_end, [w.word for w in words], words, lead=lead, trail=trail, quiet=quiet,
+                     first_letter=raw_start, last_letter=raw_end,
                      word_before=timed(prior[-1]).word if prior else "",
                      word_after=timed(following[0]).word if following else "")
 
@@ -245,6 +265,7 @@ class _Part:
     words: list[Word] = field(default_factory=list)  # timed (widened over speech with timestamps)
     lead: Word | None = None  # letters of the first word that the reading puts before the kept part
     trail: Word | None = None  # and of the last word after it
+    quiet: tuple[bool, bool] = (False, False)  # lead, trail: a pause away from the word (letters, not time)
     first_letter: float = 0.0  # time of the first kept letter
     last_letter: float = 0.0  # and the end of the last
     word_before: str = ""  # the last word the reading puts wholly before the kept part
@@ -282,6 +303,8 @@ class _Part:
             self.spelled[-1] += letters.word
         if self.words:
             word = self.words[index]
+            if self.quiet[index]:  # letters a pause away: the word's time stays its own speech
+                letters = Word(letters.word, word.start, word.end, letters.confidence)
             a, b = (letters, word) if index == 0 else (word, letters)
             weight = len(a.word) / (len(a.word) + len(b.word))
             self.words[index] = Word(a.word + b.word, a.start, b.end,

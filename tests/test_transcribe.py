@@ -303,7 +303,7 @@ class ScriptedModel:
 
 def test_a_word_whose_first_letter_the_model_puts_before_a_cut_is_read_whole():
     """Held-out voices put a word's first letter early, in the pause before it: the piece before
-    the cut holds the "f", the next one "ive". The word is read whole, timed from its first letter."""
+    the cut holds the "f", the next one "ive". The word is read whole, timed by its speech."""
     from asr.decoding import GreedyDecoder
     from asr.transcribe import Transcriber
 
@@ -323,7 +323,15 @@ def test_a_word_whose_first_letter_the_model_puts_before_a_cut_is_read_whole():
     with Transcriber(model, GreedyDecoder(model.vocab), options) as transcriber:
         (result,) = transcriber.run([audio])
     five = result.words[1]
-    assert five.word == "five" and five.start == pytest.approx(0.7, abs=0.02) and five.end == pytest.approx(1.5, abs=0.25)
+    # timed by its speech (1.4-1.8 s), not from the letter in the pause (0.7 s)
+    assert five.word == "five" and five.start == pytest.approx(1.4, abs=0.02) and five.end == pytest.approx(1.8, abs=0.1)
+    assert [w.word for s in result.segments for w in s.words] == result.text.split()
+    # Within a piece too: the "f" right after "two", 0.4 s before the rest, does not time "five".
+    audio = model.audio([("two f", 0.4, True), ("", 0.4, False), ("ive ", 0.4, True), ("", 0.3, False)])
+    with Transcriber(model, GreedyDecoder(model.vocab), options) as transcriber:
+        (result,) = transcriber.run([audio])
+    two, five = result.words
+    assert (two.word, five.word) == ("two", "five") and five.start == pytest.approx(0.8, abs=0.02)
     assert [w.word for s in result.segments for w in s.words] == result.text.split()
 
 
