@@ -143,12 +143,15 @@ def test_bad_arguments_are_one_line_errors(tmp_path, capsys):
     assert "--tts: expected a count or auto, got 'many'" in capsys.readouterr().err
 
 
-def test_a_bad_vtln_is_refused_before_any_stage(tmp_path):
-    for value in ("x", "0.7", "-0.1"):
+def test_bad_recipe_options_are_refused_before_any_stage(tmp_path):
+    expected = {"--vtln": "a number in [0, 0.5)", "--tts": "a count or auto", "--connected": "TRAIN,DEV,TEST counts",
+                "--word-pieces": "a count"}
+    for option, value in [("--vtln", "x"), ("--vtln", "0.7"), ("--vtln", "-0.1"), ("--tts", "many"),
+                          ("--tts", "-5"), ("--connected", "1000,100"), ("--word-pieces", "all")]:
         result = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--data-dir", str(FSDD),
-                                 "--exp-dir", str(tmp_path / "exp"), "--vtln", value],
+                                 "--exp-dir", str(tmp_path / "exp"), option, value],
                                 capture_output=True, text=True, timeout=60)
-        assert result.returncode == 2 and f"--vtln: expected a number in [0, 0.5), got '{value}'" in result.stderr
+        assert result.returncode == 2 and f"{option}: expected {expected[option]}, got '{value}'" in result.stderr
         assert "stage" not in result.stdout and not (tmp_path / "exp").exists()
 
 

@@ -34,8 +34,12 @@ recipe_usage() {
 recipe_option() {
   case "$1" in
     --heldout-speakers) heldout=$2; taken=2 ;;
-    --connected) connected=$2; taken=2 ;;
-    --tts) tts=$2; taken=2 ;;
+    --connected)  # checked here, not first at stage 1 (after a download)
+      [[ "$2" =~ ^[0-9]+,[0-9]+,[0-9]+$ ]] || { echo "run.sh: --connected: expected TRAIN,DEV,TEST counts, got '$2'" >&2; exit 2; }
+      connected=$2; taken=2 ;;
+    --tts)
+      [[ "$2" =~ ^([0-9]+|auto)$ ]] || { echo "run.sh: --tts: expected a count or auto, got '$2'" >&2; exit 2; }
+      tts=$2; taken=2 ;;
     --conditions) conditions=$2; taken=2 ;;
     --word-pieces)
       [[ "$2" =~ ^[0-9]+$ ]] || { echo "run.sh: --word-pieces: expected a count, got '$2'" >&2; exit 2; }
