@@ -14,8 +14,10 @@ far longer than any it was trained on (measured in ``scripts/bench_longform.py``
   steady noise, say), audio is cut by length, never dropped.
 - Where nobody pauses for ``max_seconds``, the piece is cut at its quietest frame in the
   second half of that stretch.
-- Each piece reads up to ``context`` seconds past its cuts, and the output frames of that
-  context are dropped: every frame kept was computed with audio on both sides. This
+- Each piece reads ``context`` seconds past its cuts (less only at the recording's ends; a
+  piece waits for the block that holds them), and the output frames of that context are
+  dropped (``asr.transcribe`` settles the words at the cut from both pieces' readings):
+  every frame kept was computed with audio on both sides. This
   matters even at pauses: on FSDD, pieces that end in half a pause of faint noise read
   2.0% WER greedy, against 1.1% with a second of context and 0.9% for the same audio cut
   by hand at the pauses (``scripts/bench_longform.py``).
