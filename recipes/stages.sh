@@ -112,7 +112,7 @@ library_stages() {
   fi
 
   if want 3; then
-    say "3: train"
+    say "3: train${overrides[*]+ ${overrides[*]}}"
     local resume=(--resume)  # an interrupted training goes on from its last state; --stage 3 starts afresh
     [ -z "$forced" ] || resume=()
     asr train --config "$config" exp_dir="$exp_dir" data.train_manifest="$data/train.jsonl" \

@@ -155,6 +155,18 @@ def test_bad_recipe_options_are_refused_before_any_stage(tmp_path):
         assert "stage" not in result.stdout and not (tmp_path / "exp").exists()
 
 
+def test_held_out_speakers_train_with_the_whole_utterance_level(tmp_path):
+    """With --heldout-speakers the recipe trains as the held-out table was measured (stage 3
+    alone, without manifests: the command is shown, then refused)."""
+    for extra, shown in [([], "stage 3: train epochs=1\n"),
+                         (["--heldout-speakers", "george"], "stage 3: train features.level_window=0 epochs=1\n")]:
+        result = subprocess.run(["bash", str(REPO / "recipes" / "fsdd" / "run.sh"), "--data-dir", str(FSDD),
+                                 "--exp-dir", str(tmp_path / "exp"), *extra, "--stage", "3", "--stop-stage", "3",
+                                 "--", "epochs=1"], capture_output=True, text=True, timeout=120)
+        assert shown in result.stdout
+        assert result.returncode == 1 and "train.jsonl: manifest not found" in result.stderr
+
+
 @pytest.mark.slow
 def test_run_sh_end_to_end_and_resumable(tmp_path):
     # a small copy of FSDD: two speakers, the takes each split needs
