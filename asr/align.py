@@ -81,10 +81,14 @@ def aligned_words(log_probs: np.ndarray, text: str, vocab: Vocabulary) -> list[l
     return words
 
 
+def spelled(letters: list[Letter]) -> str:
+    return "".join(x.text for x in letters)
+
+
 def timed_word(letters: list[Letter], frame_seconds: float, limit: float = float("inf")) -> WordTime:
     """The word the ``letters`` spell: from the first frame of its first letter to just past
     the last of its last, in seconds (at most ``limit``)."""
-    return WordTime("".join(x.text for x in letters), min(letters[0].first * frame_seconds, limit),
+    return WordTime(spelled(letters), min(letters[0].first * frame_seconds, limit),
                     min((letters[-1].last + 1) * frame_seconds, limit),
                     sum(x.mass for x in letters) / sum(x.frames for x in letters))
 

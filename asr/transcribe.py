@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from asr import vtln as warps
-from asr.align import Letter, WordTime, aligned_words, pause_between, snap_to_speech, timed_word
+from asr.align import Letter, WordTime, aligned_words, pause_between, snap_to_speech, spelled, timed_word
 from asr.audio import stream_audio
 from asr.decoding import Decoder, DecodePool, Hypothesis
 from asr.errors import AsrError
@@ -234,8 +234,8 @@ class Transcriber:
             words = snap_to_speech(words, speech, FRAME_SECONDS, origin, max(keep_end, words[-1].end))
         return _Part(keep_start, keep_end, [w.word for w in words], words, lead=lead, trail=trail, quiet=quiet,
                      first_letter=raw_start, last_letter=raw_end,
-                     word_before=timed(prior[-1]).word if prior else "",
-                     word_after=timed(following[0]).word if following else "")
+                     word_before=spelled(prior[-1]) if prior else "",
+                     word_after=spelled(following[0]) if following else "")
 
     def _finish(self, file: _File) -> Transcript:
         duration = file.samples / self.rate
