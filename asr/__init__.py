@@ -14,7 +14,7 @@ The package is split one concept per module:
     decoder_settings.py  decoder flags, the tuned settings file, building a decoder
     tune.py       LM weight / word score / beam search on a dev set
     metrics.py    WER / CER with jiwer
-    checkpoint.py self-describing checkpoints
+    checkpoint.py self-describing checkpoints;  provenance.py: the code a run was made with
     train.py      the training loop
     train_state.py  resumable training states (atomic, newest loadable one wins)
     distributed.py  this process's place in a torchrun job (DDP, reductions)

@@ -240,7 +240,8 @@ def cmd_evaluate(args) -> int:
     write_report(report, rows)
     groups = group_summaries(rows)
     if args.json:
-        print(json.dumps({**summary.as_dict(), "model": str(args.model), "manifest": args.manifest, "report": str(report),
+        print(json.dumps({**summary.as_dict(), "model": str(args.model),
+                          "model_code": recognizer.info.get("code"), "manifest": args.manifest, "report": str(report),
                           "decoder": describe(settings), "decoder_settings": asdict(settings),
                           **{f"by_{key}": {value: s.as_dict() for value, s in by.items()}
                              for key, by in groups.items()}}))

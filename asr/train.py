@@ -33,6 +33,7 @@ from asr.errors import AsrError, Interrupted
 from asr.evaluate import decode_indexed
 from asr.metrics import score
 from asr.monitor import Monitor
+from asr.provenance import code_version
 from asr.text import Vocabulary
 from asr.train_state import load_latest_state, restore_rng_states, rng_states, save_state, set_aside, state_dir
 from asr.train_step import TrainStep, build_modules, build_optimizer, build_train_loader, step_threads_for
@@ -160,6 +161,8 @@ class _Trainer:
                  pool: ThreadPoolExecutor, step_threads: int, resume: bool, dist: Distributed):
         self.config, self.exp_dir, self.show_progress, self.device = config, exp_dir, show_progress, device
         self.dist = dist
+        self.code = code_version()  # kept in every checkpoint's info beside the epoch and dev scores
+        log.info("code: %s", self.code)
         kept, self.dev_utts = _read_manifests(config)
         pretrained = _pretrained(config) if config.init_from else None
         self.vocab, new_units = _vocabulary(config, kept, pretrained, dist)
@@ -354,7 +357,7 @@ class _Trainer:
             p.recent_weights = p.recent_weights[-(config.average_last - 1):] + [
                 {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}]
         summary, hypotheses = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.step.use_amp,
-                                        {"epoch": p.epoch, "step": p.step}, dist)
+                                        {"code": self.code, "epoch": p.epoch, "step": p.step}, dist)
         if dist.is_main:
             save_checkpoint(self.exp_dir / "last.pt", self.recognizer)
         improved = (summary.wer, summary.cer) < p.best
@@ -383,7 +386,7 @@ class _Trainer:
         self.model.load_state_dict({k: torch.stack([w[k].float() for w in weights]).mean(0).to(v.dtype)
                                     for k, v in weights[-1].items()})
         summary, _ = _validate(self.recognizer, self.dev_loader, self.dev_utts, self.step.use_amp,
-                               {"epoch": min(p.epoch - 1, self.config.epochs), "step": p.step,
+                               {"code": self.code, "epoch": min(p.epoch - 1, self.config.epochs), "step": p.step,
                                 "averaged_epochs": len(weights)}, dist)
         chosen = summary.wer <= p.best[0]
         if dist.is_main:

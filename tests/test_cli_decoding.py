@@ -5,6 +5,7 @@ import json
 import pytest
 
 from asr.cli import main
+from asr.provenance import code_version
 from conftest import WORDS, fsdd_file, write_fsdd_manifest
 from test_cli import assert_one_line_error, run_asr, untrained_checkpoint
 
@@ -54,6 +55,7 @@ def test_tune_then_evaluate_and_transcribe_use_the_tuned_settings(tiny_model, lm
     summary = json.loads(capsys.readouterr().out)
     assert summary["decoder"].startswith("beam 16, LM lm.arpa") and summary["decoder"].endswith("lexicon")
     assert summary["wer"] == 0.0 and summary["model"] == str(checkpoint)
+    assert summary["model_code"] == code_version()  # the code that trained it (the tiny model: this code)
     assert main(["evaluate", "--model", str(checkpoint), "--manifest", str(manifest), "--decoder", "greedy",
                  "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["decoder"] == "greedy"

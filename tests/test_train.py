@@ -7,6 +7,7 @@ from asr.config import load_train_config
 from asr.decoding import GreedyDecoder
 from asr.errors import AsrError
 from asr.evaluate import evaluate_manifest
+from asr.provenance import code_version
 from asr.train import train
 from asr.train_step import lr_schedule
 from conftest import OVERFIT_ITEMS, TINY_OVERRIDES, WORDS, write_fsdd_manifest
@@ -26,9 +27,10 @@ def test_tiny_model_learns_real_recordings_exactly(tiny_model):
     summary, rows = evaluate_manifest(recognizer, manifest, GreedyDecoder(recognizer.vocab), num_workers=0)
     assert [r["hypothesis"] for r in rows] == [WORDS[d] for d, _, _ in OVERFIT_ITEMS]
     assert summary.wer == 0.0 and summary.cer == 0.0
-    assert recognizer.info["dev_wer"] == 0.0
+    assert recognizer.info["dev_wer"] == 0.0 and recognizer.info["code"] == code_version()
     assert (checkpoint.parent / "last.pt").is_file() and (checkpoint.parent / "train.log").is_file()
-    assert "dev WER" in (checkpoint.parent / "train.log").read_text()
+    log = (checkpoint.parent / "train.log").read_text()
+    assert "dev WER" in log and f"code: {code_version()}" in log
 
 
 def test_dev_transcripts_outside_the_vocabulary_are_an_error(tmp_path):
